@@ -1,0 +1,6 @@
+#include "cli/commands.h"
+#include "core/error.h"
+
+namespace walvault::cli {
+int run_backup(const Args&) { throw Error("not implemented yet"); }
+}  // namespace walvault::cli

@@ -1,0 +1,74 @@
+// walvault: one binary, subcommands. This file only dispatches and turns errors into the
+// one-line "walvault: error: ..." message and the exit code.
+
+#include <cstring>
+#include <functional>
+#include <iostream>
+#include <map>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+namespace {
+
+using walvault::cli::Args;
+
+const std::map<std::string, std::pair<std::function<int(const Args&)>, const char*>>&
+commands() {
+  static const std::map<std::string, std::pair<std::function<int(const Args&)>, const char*>>
+      table = {
+          {"archive", {walvault::cli::run_archive, "stream WAL from the server into the repository"}},
+          {"backup", {walvault::cli::run_backup, "take a base backup over the replication protocol"}},
+          {"info", {walvault::cli::run_info, "show backups, WAL per timeline and the restorable window"}},
+          {"restore", {walvault::cli::run_restore, "build a restore target for a chosen point in time"}},
+          {"wal-get", {walvault::cli::run_wal_get, "hand a WAL file to a recovering server (restore_command)"}},
+      };
+  return table;
+}
+
+void print_usage(std::ostream& out) {
+  out << "usage: walvault COMMAND [OPTIONS]\n\ncommands:\n";
+  for (const auto& [name, entry] : commands()) {
+    out << "  " << name << std::string(10 - std::min<size_t>(name.size(), 9), ' ') << entry.second
+        << "\n";
+  }
+  out << "\nwalvault COMMAND --help shows the options of a command.\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::ios::sync_with_stdio(true);
+  if (argc < 2) {
+    print_usage(std::cerr);
+    return int(walvault::ExitCode::usage);
+  }
+  const std::string name = argv[1];
+  if (name == "--version" || name == "version") {
+    std::cout << "walvault " << WALVAULT_VERSION << "\n";
+    return 0;
+  }
+  if (name == "--help" || name == "-h" || name == "help") {
+    print_usage(std::cout);
+    return 0;
+  }
+  auto it = commands().find(name);
+  if (it == commands().end()) {
+    std::cerr << "walvault: error: unknown command \"" << name << "\"\n"
+              << "HINT: run walvault --help for the list of commands\n";
+    return int(walvault::ExitCode::usage);
+  }
+  Args args(argv + 2, argv + argc);
+  try {
+    return it->second.first(args);
+  } catch (const walvault::Error& e) {
+    std::cout.flush();
+    std::cerr << "walvault: error: " << e.what() << "\n";
+    if (!e.hint().empty()) std::cerr << "HINT: " << e.hint() << "\n";
+    return int(e.code());
+  } catch (const std::exception& e) {
+    std::cout.flush();
+    std::cerr << "walvault: error: " << e.what() << "\n";
+    return int(walvault::ExitCode::failure);
+  }
+}

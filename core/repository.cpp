@@ -1,0 +1,169 @@
+#include "core/repository.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "core/json.h"
+
+namespace walvault {
+namespace {
+constexpr const char* kIdentityFile = "walvault.json";
+}
+
+std::string_view compression_suffix(Compression c) {
+  return c == Compression::lz4 ? ".lz4" : "";
+}
+
+std::optional<Compression> parse_compression(std::string_view text) {
+  if (text == "lz4") return Compression::lz4;
+  if (text == "none") return Compression::none;
+  return std::nullopt;
+}
+
+fs::path Repository::segment_path(TimelineId tli, SegmentNo segno, Compression c,
+                                  bool partial) const {
+  std::string name = wal_file_name(tli, segno, segment_size());
+  name += compression_suffix(c);
+  if (partial) name += ".partial";
+  return wal_dir(tli) / name;
+}
+
+RepoIdentity Repository::read_identity(const fs::path& root) {
+  const fs::path file = root / kIdentityFile;
+  std::string text;
+  try {
+    text = read_file(file);
+  } catch (const Error& e) {
+    throw Error("\"" + root.string() + "\" is not a readable walvault repository (" + e.what() +
+                    ")",
+                "check --repo; a repository is created by the first walvault archive or backup");
+  }
+  Json j;
+  try {
+    j = Json::parse(text);
+    RepoIdentity id;
+    if (j.at("format_version").get<int>() != kRepoFormatVersion) {
+      throw Error("repository \"" + root.string() + "\" has format version " +
+                      std::to_string(j.at("format_version").get<int>()) +
+                      ", this walvault reads version " + std::to_string(kRepoFormatVersion),
+                  "use the walvault release that wrote this repository");
+    }
+    id.system_identifier = j.at("system_identifier").get<std::string>();
+    id.pg_version_num = j.at("pg_version_num").get<int>();
+    id.wal_segment_size = j.at("wal_segment_size").get<uint64_t>();
+    if (!is_valid_segment_size(id.wal_segment_size)) throw Error("invalid wal_segment_size");
+    return id;
+  } catch (const Json::exception& e) {
+    throw Error("\"" + file.string() + "\" is damaged: " + e.what(),
+                "restore the file from a copy, or use a new repository");
+  }
+}
+
+Repository Repository::open(const fs::path& root) {
+  struct stat st;
+  if (::stat(root.c_str(), &st) != 0) {
+    throw errno_error("repository \"" + root.string() + "\" cannot be opened", errno,
+                      "check --repo; a repository is created by the first walvault archive or "
+                      "backup");
+  }
+  if (!S_ISDIR(st.st_mode)) throw Error("repository \"" + root.string() + "\" is not a directory");
+  return Repository(root, read_identity(root));
+}
+
+Repository Repository::open_or_create(const fs::path& root, const RepoIdentity& server) {
+  if (!is_absent_or_empty_dir(root)) {
+    if (!fs::exists(root / kIdentityFile)) {
+      throw Error("\"" + root.string() + "\" is not empty and is not a walvault repository",
+                  "give --repo an empty or absent directory to create a new repository");
+    }
+    Repository repo = open(root);
+    const RepoIdentity& have = repo.identity();
+    if (have.system_identifier != server.system_identifier) {
+      throw Error("repository \"" + root.string() + "\" belongs to database system " +
+                      have.system_identifier + ", but the server is database system " +
+                      server.system_identifier,
+                  "a repository holds one cluster; use a new --repo for this server");
+    }
+    if (have.wal_segment_size != server.wal_segment_size) {
+      throw Error("repository \"" + root.string() + "\" holds WAL segments of " +
+                  std::to_string(have.wal_segment_size) + " bytes, the server uses " +
+                  std::to_string(server.wal_segment_size));
+    }
+    if (have.pg_version_num / 10000 != server.pg_version_num / 10000) {
+      throw Error("repository \"" + root.string() + "\" holds PostgreSQL " +
+                      std::to_string(have.pg_version_num / 10000) + ", the server runs " +
+                      std::to_string(server.pg_version_num / 10000),
+                  "after a major upgrade start a new repository");
+    }
+    return repo;
+  }
+  ::umask(077);
+  make_dirs(root);
+  make_dirs(root / "wal");
+  make_dirs(root / "backups");
+  make_dirs(root / "lock");
+  Json j;
+  j["format_version"] = kRepoFormatVersion;
+  j["system_identifier"] = server.system_identifier;
+  j["pg_version_num"] = server.pg_version_num;
+  j["wal_segment_size"] = server.wal_segment_size;
+  write_file_durable(root / kIdentityFile, j.dump(2) + "\n");
+  return Repository(root, server);
+}
+
+std::vector<TimelineId> Repository::wal_timelines() const {
+  std::vector<TimelineId> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(wal_root(), ec)) {
+    if (!e.is_directory()) continue;
+    const std::string name = e.path().filename().string();
+    if (name.size() != 8) continue;
+    auto tli = parse_history_file_name(name + ".history");
+    if (tli) out.push_back(*tli);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<WalFileEntry> Repository::list_wal(TimelineId tli) const {
+  std::vector<WalFileEntry> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(wal_dir(tli), ec)) {
+    if (!e.is_regular_file()) continue;
+    std::string name = e.path().filename().string();
+    WalFileEntry entry;
+    entry.path = e.path();
+    if (name.ends_with(".partial")) {
+      entry.partial = true;
+      name.resize(name.size() - 8);
+    }
+    if (name.ends_with(".lz4")) {
+      entry.compression = Compression::lz4;
+      name.resize(name.size() - 4);
+    }
+    auto parsed = parse_wal_file_name(name, segment_size());
+    if (!parsed || parsed->timeline != tli) continue;
+    entry.timeline = tli;
+    entry.segno = parsed->segno;
+    out.push_back(std::move(entry));
+  }
+  std::sort(out.begin(), out.end(), [](const WalFileEntry& a, const WalFileEntry& b) {
+    if (a.segno != b.segno) return a.segno < b.segno;
+    return a.partial < b.partial;
+  });
+  return out;
+}
+
+std::optional<WalFileEntry> Repository::find_complete_segment(TimelineId tli,
+                                                              SegmentNo segno) const {
+  for (Compression c : {Compression::lz4, Compression::none}) {
+    fs::path p = segment_path(tli, segno, c, false);
+    if (fs::exists(p)) return WalFileEntry{tli, segno, c, false, p};
+  }
+  return std::nullopt;
+}
+
+}  // namespace walvault

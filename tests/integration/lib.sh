@@ -75,6 +75,31 @@ wv_chown_pg() {
 # Runs the walvault binary (as postgres when root).
 wv_walvault() { wv_as_pg "$WALVAULT" "$@"; }
 
+# Fails unless $WALVAULT exists. When root and the postgres user cannot execute it where
+# it is (a checkout under /root, say), uses a copy inside the temp dir instead; recovery's
+# restore_command then names that copy, which lives as long as the temp dir.
+wv_require_walvault() {
+  [[ -x $WALVAULT ]] || wv_fail "walvault binary not found at $WALVAULT (build it: cmake -S . -B build && cmake --build build)"
+  if wv_is_root && ! runuser -u "$WV_PG_USER" -- test -x "$WALVAULT"; then
+    [[ -n $WV_TMP ]] || wv_fail "wv_require_walvault: call wv_init_tmp first"
+    mkdir -p "$WV_TMP/bin"
+    cp "$WALVAULT" "$WV_TMP/bin/walvault"
+    chmod 0755 "$WV_TMP/bin" "$WV_TMP/bin/walvault"
+    wv_log "note: $WV_PG_USER cannot execute $WALVAULT; using a copy in $WV_TMP/bin"
+    WALVAULT=$WV_TMP/bin/walvault
+  fi
+}
+
+# wv_capture PREFIX CMD... — runs CMD with stdout to PREFIX.out and stderr to PREFIX.err
+# (as written by this shell, so readable whoever runs CMD) and sets WV_RC to its exit
+# status. Never fails by itself.
+wv_capture() {
+  local prefix=$1
+  shift
+  WV_RC=0
+  "$@" >"$prefix.out" 2>"$prefix.err" || WV_RC=$?
+}
+
 # ---------------------------------------------------------------- temp dir + cleanup
 
 # Creates WV_TMP (owned by postgres when root) and installs the cleanup trap.
@@ -421,6 +446,18 @@ wv_lsn_to_num() {
 # wv_lsn_ge A B — true when LSN A >= LSN B.
 wv_lsn_ge() { (($(wv_lsn_to_num "$1") >= $(wv_lsn_to_num "$2"))); }
 
+# wv_segment_name LSN TIMELINE SEGMENT_BYTES [prev] — the WAL file name holding the byte
+# at LSN; with "prev", the one holding the byte before it (what pg_walfile_name does:
+# right for an end position that falls on a segment boundary).
+wv_segment_name() {
+  local n seg per_id
+  n=$(wv_lsn_to_num "$1")
+  [[ ${4:-} == prev ]] && n=$((n - 1))
+  seg=$((n / $3))
+  per_id=$((0x100000000 / $3))
+  printf '%08X%08X%08X\n' "$2" $((seg / per_id)) $((seg % per_id))
+}
+
 # wv_json PERL_EXPR < JSON — evaluates PERL_EXPR with $j bound to the decoded document and
 # prints the result (lists one item per line). Uses Perl's core JSON::PP, which Debian
 # always has, so no extra package is needed.
@@ -515,6 +552,33 @@ wv_assert_not() {
   else
     wv__pass "$msg"
   fi
+}
+
+# wv_assert_walvault_error ERRFILE MESSAGE — the error contract: exactly one line starting
+# `walvault: error:`, optionally followed by exactly one `HINT:` line, nothing else.
+wv_assert_walvault_error() {
+  local errfile=$1 msg=$2 n first second
+  n=$(wc -l <"$errfile")
+  first=$(sed -n 1p "$errfile")
+  second=$(sed -n 2p "$errfile")
+  if [[ $first == "walvault: error: "* ]] \
+    && { [[ $n -eq 1 ]] || [[ $n -eq 2 && $second == "HINT: "* ]]; }; then
+    wv__pass "$msg"
+  else
+    wv__failed "$msg" "stderr ($n lines):" "$(head -c 2000 "$errfile")"
+  fi
+}
+
+# wv_fingerprint PATH — one line summing up every entry under PATH (names, types, sizes,
+# modes, mtimes) or "absent": compare it before and after to prove nothing changed.
+wv_fingerprint() {
+  if [[ ! -e $1 ]]; then
+    echo absent
+    return 0
+  fi
+  # Directory mtimes are left out: a lock file created and removed again is no change.
+  find "$1" \( -type d -printf '%P|d|%m|%u\n' \) -o -printf '%P|%y|%s|%m|%u|%T@\n' 2>/dev/null \
+    | LC_ALL=C sort | md5sum | cut -d' ' -f1
 }
 
 # wv_summary NAME — prints "NAME: N passed, M failed" and returns non-zero on failures.

@@ -16,6 +16,7 @@ set -euo pipefail
 FIXTURES=$WV_REPO_ROOT/tests/fixtures
 SEG_BYTES=1048576
 
+wv_test_begin e2e_main_job
 wv_init_tmp
 wv_require_walvault
 PG=$WV_TMP/source
@@ -30,8 +31,7 @@ require() {
   shift
   if ! "$@"; then
     wv__failed "$msg" "command failed: $*"
-    wv_summary e2e_main_job || true
-    exit 1
+    exit 1 # the EXIT trap prints the summary
   fi
 }
 

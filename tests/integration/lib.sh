@@ -130,7 +130,16 @@ wv__on_signal() {
 wv__on_exit() {
   local rc=$?
   trap - EXIT INT TERM
+  if [[ -n ${WV_TEST_NAME:-} && ${WV_SUMMARY_DONE:-0} != 1 ]]; then
+    # The test stopped before its end (wv_fail, set -e, a signal): say so in the summary.
+    WV_FAILED=$((WV_FAILED + 1))
+    printf 'FAIL %s aborted before its end (exit status %s)\n' "$WV_TEST_NAME" "$rc"
+    ((rc != 0)) || rc=1
+  fi
   wv_cleanup
+  if [[ -n ${WV_TEST_NAME:-} && ${WV_SUMMARY_DONE:-0} != 1 ]]; then
+    wv_summary "$WV_TEST_NAME" || true
+  fi
   exit "$rc"
 }
 
@@ -581,8 +590,13 @@ wv_fingerprint() {
     | LC_ALL=C sort | md5sum | cut -d' ' -f1
 }
 
+# wv_test_begin NAME — marks the script as a test: if it exits before wv_summary (a
+# wv_fail, set -e, a signal), the exit counts one failure and still prints the summary.
+wv_test_begin() { WV_TEST_NAME=$1; }
+
 # wv_summary NAME — prints "NAME: N passed, M failed" and returns non-zero on failures.
 wv_summary() {
+  WV_SUMMARY_DONE=1
   printf '%s: %d passed, %d failed\n' "$1" "$WV_PASSED" "$WV_FAILED"
   ((WV_FAILED == 0))
 }

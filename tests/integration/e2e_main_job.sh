@@ -272,6 +272,14 @@ wv_chown_pg "$WALDIR"
 wv_assert_eq "" "${bad_size[*]}" "decompressed segments are exactly 1 MB"
 n_expected=$(( ($(wv_lsn_to_num "$LAST_CHANGE_LSN") - 1) / SEG_BYTES - $(wv_lsn_to_num "$BACKUP_START_LSN") / SEG_BYTES + 1 ))
 wv_assert_eq "$n_expected" "$(find "$WALDIR" -type f | wc -l)" "no segment missing from $FIRST_SEG to $LAST_SEG"
+# restore_command's helper hands out the same bytes, and fails for a file it does not have.
+wv_capture "$OUT/walget" wv_walvault wal-get --repo "$REPO" "$FIRST_SEG" "$WV_TMP/walget-$FIRST_SEG"
+wv_assert_eq 0 "$WV_RC" "wal-get $FIRST_SEG exits 0"
+wv_assert "wal-get hands out exactly the archived segment's bytes" \
+  cmp "$WALDIR/$FIRST_SEG" "$WV_TMP/walget-$FIRST_SEG"
+wv_capture "$OUT/walget-missing" wv_walvault wal-get --repo "$REPO" 00000001000000FF000000FF "$WV_TMP/walget-missing"
+wv_assert_ne 0 "$WV_RC" "wal-get of a segment the archive lacks exits non-zero"
+wv_assert "wal-get of a missing segment creates no file" test ! -e "$WV_TMP/walget-missing"
 wv_capture "$OUT/waldump" wv_as_pg "$PGBIN/pg_waldump" -p "$WALDIR" -t 1 --start="$BACKUP_START_LSN" --end="$LAST_CHANGE_LSN" --stats
 [[ $WV_RC -eq 0 ]] || show_output "$OUT/waldump"
 wv_assert_eq 0 "$WV_RC" "pg_waldump reads the archived WAL from $BACKUP_START_LSN to $LAST_CHANGE_LSN"

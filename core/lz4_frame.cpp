@@ -227,8 +227,9 @@ void decode_lz4_file(const fs::path& path,
       }
     }
   }
-  // Drain anything still buffered in the context.
-  for (;;) {
+  // Drain anything still buffered in the context. Once the frame has ended (hint 0) there is
+  // nothing left, and another call would report the next frame's header as missing input.
+  while (hint != 0) {
     size_t src_size = 0, dst_size = out.size();
     size_t r = LZ4F_decompress(ctx.get(), out.data(), &dst_size, nullptr, &src_size, nullptr);
     if (LZ4F_isError(r)) throw Error("\"" + path.string() + "\" is damaged");

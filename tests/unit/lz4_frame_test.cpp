@@ -1,9 +1,12 @@
 #include "core/lz4_frame.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <random>
 #include <vector>
+
+#include "core/error.h"
 
 namespace walvault {
 namespace {
@@ -100,6 +103,29 @@ TEST(Lz4Frame, ResumedFrameHasCorrectContentChecksum) {
   auto scan = scan_lz4_frame(first, nullptr);
   EXPECT_TRUE(scan.complete) << scan.problem;
   EXPECT_EQ(scan.content_bytes, content.size());
+}
+
+}  // namespace
+}  // namespace walvault
+
+namespace walvault {
+namespace {
+
+// decode_lz4_file on whole frames (ours and the lz4 tool's) must not call them truncated.
+TEST(Lz4Frame, DecodeFileReadsACompleteFrame) {
+  const auto content = sample(700'000, 3);
+  const auto frame = encode(content, /*finish=*/true);
+  const fs::path path = fs::temp_directory_path() / ("walvault-lz4-decode-" + std::to_string(::getpid()));
+  write_file_durable(path, std::string_view(reinterpret_cast<const char*>(frame.data()), frame.size()));
+  std::vector<std::byte> decoded;
+  decode_lz4_file(path, [&](std::span<const std::byte> part) {
+    decoded.insert(decoded.end(), part.begin(), part.end());
+  });
+  EXPECT_EQ(decoded, content);
+  const auto torn = encode(content, /*finish=*/false);
+  write_file_durable(path, std::string_view(reinterpret_cast<const char*>(torn.data()), torn.size()));
+  EXPECT_THROW(decode_lz4_file(path, [](std::span<const std::byte>) {}), Error);
+  fs::remove(path);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/error.h"
 #include "core/wal_inventory.h"
 
 namespace walvault {
@@ -23,11 +24,16 @@ std::optional<Lsn> first_missing_wal(const Repository& repo, TimelineId start_tl
 }
 
 bool wait_for_wal(const Repository& repo, TimelineId start_tli, TimelineId stop_tli, Lsn start,
-                  Lsn stop, std::chrono::milliseconds timeout) {
+                  Lsn stop, std::chrono::milliseconds timeout,
+                  const std::function<bool()>& stop_requested) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     if (!first_missing_wal(repo, start_tli, stop_tli, start, stop)) return true;
     if (std::chrono::steady_clock::now() >= deadline) return false;
+    if (stop_requested && stop_requested()) {
+      throw Error("interrupted while waiting for the WAL of the backup",
+                  "the backup is marked failed; run it again");
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
 }

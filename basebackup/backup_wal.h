@@ -4,6 +4,7 @@
 // consistency point), so `walvault backup` marks a backup complete only when this holds.
 
 #include <chrono>
+#include <functional>
 #include <optional>
 
 #include "core/lsn.h"
@@ -19,7 +20,9 @@ std::optional<Lsn> first_missing_wal(const Repository& repo, TimelineId start_tl
                                      TimelineId stop_tli, Lsn start, Lsn stop);
 
 // Polls first_missing_wal until nothing is missing (true) or the timeout passes (false).
+// A stop request ends the wait with an Error.
 bool wait_for_wal(const Repository& repo, TimelineId start_tli, TimelineId stop_tli, Lsn start,
-                  Lsn stop, std::chrono::milliseconds timeout);
+                  Lsn stop, std::chrono::milliseconds timeout,
+                  const std::function<bool()>& stop_requested = {});
 
 }  // namespace walvault

@@ -80,7 +80,10 @@ RepoLock RepoLock::acquire(const Repository& repo, std::string_view name, std::s
   return RepoLock(std::move(fd));
 }
 
-RepoLock::~RepoLock() = default;
+RepoLock::~RepoLock() {
+  // A clean exit empties the file, so that only a holder that died leaves its name behind.
+  if (fd_.valid()) (void)::ftruncate(fd_.get(), 0);
+}
 
 std::optional<LockHolder> lock_holder(const Repository& repo, std::string_view name) {
   const fs::path path = lock_path(repo, name);

@@ -26,7 +26,7 @@ class RepoLock {
 
   RepoLock(RepoLock&&) noexcept = default;
   RepoLock& operator=(RepoLock&&) noexcept = default;
-  ~RepoLock();  // removes nothing: the file stays, the kernel drops the lock with the fd
+  ~RepoLock();  // empties the file; the kernel drops the lock with the fd
 
  private:
   explicit RepoLock(UniqueFd fd) : fd_(std::move(fd)) {}

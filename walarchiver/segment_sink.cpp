@@ -136,10 +136,10 @@ void SegmentSink::resume_segment(SegmentNo segno, uint64_t content_bytes) {
       if (::ftruncate(fd_.get(), off_t(keep)) != 0) {
         throw errno_error("could not truncate \"" + ours.string() + "\"", errno);
       }
-      if (keep != frame.size()) {
+      if (!scan.problem.empty()) {
         log::info("cut \"" + ours.string() + "\" back to its verified prefix (" +
                   std::to_string(keep) + " of " + std::to_string(frame.size()) +
-                  " bytes: " + (scan.problem.empty() ? "end mark" : scan.problem) + ")");
+                  " bytes: " + scan.problem + ")");
       }
       segno_ = segno;
       partial_path_ = ours;

@@ -1,0 +1,62 @@
+#include "walarchiver/start_position.h"
+
+#include "core/log.h"
+#include "core/wal_inventory.h"
+#include "walarchiver/timeline_history.h"
+
+namespace walvault {
+
+std::optional<ArchivedEnd> archived_end(const Repository& repo, TimelineId max_timeline) {
+  const auto timelines = repo.wal_timelines();
+  for (auto it = timelines.rbegin(); it != timelines.rend(); ++it) {
+    if (*it > max_timeline) continue;
+    const TimelineWal wal = scan_timeline_wal(repo, *it);
+    if (wal.ranges.empty()) continue;
+    return ArchivedEnd{*it, wal.ranges.back().end};
+  }
+  return std::nullopt;
+}
+
+StartPoint find_start_point(const Repository& repo, ReplicationSource& source,
+                            const SystemInfo& server, const std::string& slot) {
+  const uint64_t seg = repo.segment_size();
+  if (auto end = archived_end(repo, server.timeline)) {
+    if (end->timeline == server.timeline) {
+      return {end->timeline, end->end, "the archive's end"};
+    }
+    // The archive stopped on an ancestor of the server's timeline (a promotion happened
+    // while nothing was archiving): finish that timeline, or go on with its child.
+    const auto history = parse_timeline_history(source.timeline_history(server.timeline));
+    if (auto switch_lsn = timeline_end(history, end->timeline)) {
+      if (end->end < *switch_lsn) {
+        return {end->timeline, end->end, "the archive's end on an older timeline"};
+      }
+      const TimelineId child = *child_timeline(history, end->timeline, server.timeline);
+      return {child, segment_start(segment_of(*switch_lsn, seg), seg),
+              "the start of timeline " + std::to_string(child.value) + " after the archive's end"};
+    }
+    log::warning("the archive ends on timeline " + std::to_string(end->timeline.value) +
+                 ", which is not in the history of the server's timeline " +
+                 std::to_string(server.timeline.value) + "; starting anew");
+  }
+  if (!slot.empty()) {
+    if (auto info = source.read_replication_slot(slot); info && info->restart_lsn.valid()) {
+      const TimelineId tli = info->restart_tli.value ? info->restart_tli : server.timeline;
+      return {tli, segment_start(segment_of(info->restart_lsn, seg), seg),
+              "the restart_lsn of slot \"" + slot + "\""};
+    }
+  }
+  return {server.timeline, segment_start(segment_of(server.xlogpos, seg), seg),
+          "the server's current position"};
+}
+
+StartPoint start_point_from(const Repository& repo, TimelineId tli, Lsn start) {
+  const TimelineWal wal = scan_timeline_wal(repo, tli);
+  for (const auto& r : wal.ranges) {
+    if (r.start <= start && start <= r.end) return {tli, r.end, "the archive's end"};
+  }
+  const uint64_t seg = repo.segment_size();
+  return {tli, segment_start(segment_of(start, seg), seg), "the requested start"};
+}
+
+}  // namespace walvault

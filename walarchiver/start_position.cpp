@@ -2,7 +2,7 @@
 
 #include "core/log.h"
 #include "core/wal_inventory.h"
-#include "walarchiver/timeline_history.h"
+#include "core/timeline_history.h"
 
 namespace walvault {
 
@@ -26,13 +26,20 @@ StartPoint find_start_point(const Repository& repo, ReplicationSource& source,
     }
     // The archive stopped on an ancestor of the server's timeline (a promotion happened
     // while nothing was archiving): finish that timeline, or go on with its child.
-    const auto history = parse_timeline_history(source.timeline_history(server.timeline));
-    if (auto switch_lsn = timeline_end(history, end->timeline)) {
-      if (end->end < *switch_lsn) {
+    const TimelineHistory history(
+        server.timeline,
+        parse_timeline_history(source.timeline_history(server.timeline), server.timeline,
+                               "the server's history of timeline " +
+                                   std::to_string(server.timeline.value)));
+    const auto& spans = history.spans();
+    for (size_t i = 0; i + 1 < spans.size(); ++i) {
+      if (spans[i].timeline != end->timeline || !spans[i].end) continue;
+      const Lsn switch_lsn = *spans[i].end;
+      if (end->end < switch_lsn) {
         return {end->timeline, end->end, "the archive's end on an older timeline"};
       }
-      const TimelineId child = *child_timeline(history, end->timeline, server.timeline);
-      return {child, segment_start(segment_of(*switch_lsn, seg), seg),
+      const TimelineId child = spans[i + 1].timeline;
+      return {child, segment_start(segment_of(switch_lsn, seg), seg),
               "the start of timeline " + std::to_string(child.value) + " after the archive's end"};
     }
     log::warning("the archive ends on timeline " + std::to_string(end->timeline.value) +

@@ -81,6 +81,20 @@ void SegmentSink::open(TimelineId tli, Lsn start) {
   if (offset != 0) resume_segment(segment_of(start, segment_size_), offset);
 }
 
+void SegmentSink::sync_archived(TimelineId tli, Lsn end) {
+  const fs::path dir = repo_.wal_dir(tli);
+  if (!fs::exists(dir)) return;
+  fsync_dir(dir);
+  if (segment_offset(end, segment_size_) == 0) return;
+  const SegmentNo segno = segment_of(end, segment_size_);
+  for (Compression c : {compression_, other(compression_)}) {
+    const fs::path partial = repo_.segment_path(tli, segno, c, true);
+    if (!fs::exists(partial)) continue;
+    UniqueFd fd = open_or_throw(partial, O_RDONLY);
+    if (::fdatasync(fd.get()) != 0) throw sync_error(partial, errno);
+  }
+}
+
 void SegmentSink::open_segment(SegmentNo segno) {
   segno_ = segno;
   partial_path_ = repo_.segment_path(tli_, segno, compression_, true);

@@ -40,6 +40,11 @@ class SegmentSink {
   // converted). Anything else is an Error.
   void open(TimelineId tli, Lsn start);
 
+  // For a start that needs no streaming (--endpos already archived): makes what the archive
+  // holds up to `end` on tli durable (an earlier run may have died before its fdatasync)
+  // without rewriting anything. The sink stays closed.
+  void sync_archived(TimelineId tli, Lsn end);
+
   // Appends data, which must start at position(); splits at segment boundaries and
   // completes (durably) every segment it fills.
   void write(Lsn at, std::span<const std::byte> data);

@@ -49,11 +49,12 @@ void WalReceiver::store_history(TimelineId tli) {
 StreamResult WalReceiver::stream_timelines(TimelineId tli, Lsn start) {
   for (;;) {
     store_history(tli);
-    sink_.open(tli, start);
-    if (endpos_reached()) {
-      sink_.finish();
-      return {StreamStop::endpos_reached, tli, sink_.durable_lsn()};
+    if (options_.endpos && start >= *options_.endpos) {
+      // Already archived: nothing to stream and nothing to rewrite.
+      sink_.sync_archived(tli, start);
+      return {StreamStop::endpos_reached, tli, start};
     }
+    sink_.open(tli, start);
     log::info("streaming WAL from " + start.str() + " on timeline " + std::to_string(tli.value));
     source_.start_streaming(options_.slot, start, tli);
     reported_flush_ = Lsn();

@@ -152,7 +152,10 @@ wv_assert_walvault_error "$OUT/second.err" "the refusal is one error line and a 
 
 # ---------------------------------------------------------------- kill -9 mid-stream
 wv_step "kill -9 in the middle of streaming, then resume"
-generate_wal 20000 &
+# A burst of WAL that lasts a while (50 commits, short pauses), so the kill lands mid-stream.
+wv_psql "$PG" "do \$\$ begin for i in 1..50 loop
+  insert into filler select g, repeat(md5(g::text), 10) from generate_series(1, 600) g;
+  commit; perform pg_sleep(0.03); end loop; end \$\$" >/dev/null &
 GEN=$!
 # Kill once the archiver has made some progress through the new WAL.
 BEFORE=$(find "$REPO/wal/00000001" -name '*.lz4' | wc -l)
@@ -168,6 +171,9 @@ END2=$(wv_psql "$PG" "select pg_current_wal_lsn()")
 archive_to run2 "$END2"
 wv_assert_eq 0 "$WV_RC" "after kill -9, archive --endpos $END2 --no-loop exits 0"
 grep -hE "starting at|verified prefix" "$OUT/run2.err" | sed 's/^/    /' || true
+RESUMED_AT=$(start_of "$OUT/run2.err")
+wv_assert "the kill came mid-stream: the archive ended at ${RESUMED_AT:-?}, before the burst's end $KILLED_AT" \
+  test "$(wv_lsn_to_num "${RESUMED_AT:-0/0}")" -lt "$(wv_lsn_to_num "$KILLED_AT")"
 wv_assert_match "\(the archive's end\)" "$(cat "$OUT/run2.err")" "run2 resumes from the archive's end"
 wv_assert_match "taking over the lock" "$(cat "$OUT/run2.err")" "run2 takes over the dead archiver's lock"
 check_archive "$FIRST_SEG" "$END2" run2

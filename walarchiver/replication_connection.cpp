@@ -37,6 +37,15 @@ std::string quote_identifier(const std::string& name) {
   return out + "\"";
 }
 
+// libpq's messages span lines ("...\n\tThis probably means..."): ours stay on one.
+std::string one_line(std::string message) {
+  for (size_t p; (p = message.find("\n\t")) != std::string::npos;) message.replace(p, 2, " ");
+  for (char& c : message) {
+    if (c == '\n') c = ' ';
+  }
+  return message;
+}
+
 constexpr const char* kConnectHint =
     "check --dbname (a libpq connection string or URI) and that pg_hba.conf allows a "
     "replication connection for this user";
@@ -85,13 +94,9 @@ ReplicationConnection ReplicationConnection::connect(const std::string& conninfo
   values.push_back(nullptr);
   PgConnPtr conn(PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1));
   if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
-    // libpq's message spans lines ("\n\tIs the server running..."): keep ours on one.
-    std::string message = pg_error_message(conn.get());
-    for (size_t p; (p = message.find("\n\t")) != std::string::npos;) message.replace(p, 2, " ");
-    for (char& c : message) {
-      if (c == '\n') c = ' ';
-    }
-    throw ConnectionLost("could not connect to the server: " + message, kConnectHint);
+    throw ConnectionLost(
+        "could not connect to the server: " + one_line(pg_error_message(conn.get())),
+        kConnectHint);
   }
   ReplicationConnection rc(std::move(conn));
   const int major = rc.server_version_num() / 10000;
@@ -104,7 +109,7 @@ ReplicationConnection ReplicationConnection::connect(const std::string& conninfo
 }
 
 void ReplicationConnection::throw_lost(const std::string& what) {
-  throw ConnectionLost(what + ": " + pg_error_message(conn_.get()),
+  throw ConnectionLost(what + ": " + one_line(pg_error_message(conn_.get())),
                        "walvault reconnects by itself unless --no-loop is given");
 }
 
@@ -113,7 +118,7 @@ PgResultPtr ReplicationConnection::exec(const std::string& command, ExecStatusTy
   if (!res) throw_lost("could not send \"" + command + "\"");
   if (PQresultStatus(res.get()) != expected) {
     if (PQstatus(conn_.get()) != CONNECTION_OK) throw_lost("\"" + command + "\" failed");
-    throw Error("\"" + command + "\" failed: " + pg_result_error(res.get()));
+    throw Error("\"" + command + "\" failed: " + one_line(pg_result_error(res.get())));
   }
   return res;
 }
@@ -286,13 +291,25 @@ void ReplicationConnection::end_copy() {
 StreamEnd ReplicationConnection::finish_streaming() {
   copy_buffer_.reset();
   StreamEnd end;
-  // The server's CopyDone is answered with ours; then a result set with the next timeline
-  // when the timeline ended, then the command completion.
-  end_copy();
+  // After the server's CopyDone libpq reports COPY_IN: we still owe ours. Then comes a result
+  // set with the next timeline when the timeline ended, then the command completion. A
+  // server that is shutting down may skip its CopyDone and complete the command at once.
   for (;;) {
     PgResultPtr res(PQgetResult(conn_.get()));
     if (!res) break;
     const ExecStatusType st = PQresultStatus(res.get());
+    if (st == PGRES_COPY_IN) {
+      end_copy();
+      continue;
+    }
+    if (st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
+      // Data still in flight after our CopyDone: drain it.
+      char* buf = nullptr;
+      int n;
+      while ((n = PQgetCopyData(conn_.get(), &buf, 0)) > 0) PQfreemem(buf);
+      if (n == -2) throw_lost("could not read the end of the WAL stream");
+      continue;
+    }
     if (st == PGRES_TUPLES_OK) {
       if (PQntuples(res.get()) == 1 && PQnfields(res.get()) >= 2) {
         auto tli = parse_u32(PQgetvalue(res.get(), 0, 0));
@@ -304,16 +321,10 @@ StreamEnd ReplicationConnection::finish_streaming() {
       continue;
     }
     if (st == PGRES_COMMAND_OK) continue;
-    if (st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
-      // Data still in flight after our CopyDone: drain it.
-      char* buf = nullptr;
-      int n;
-      while ((n = PQgetCopyData(conn_.get(), &buf, 0)) > 0) PQfreemem(buf);
-      continue;
-    }
-    if (PQstatus(conn_.get()) != CONNECTION_OK) throw_lost("the stream ended with an error");
+    if (PQstatus(conn_.get()) != CONNECTION_OK) throw_lost("the WAL stream ended with an error");
     throw Error("the WAL stream ended with an error: " + pg_result_error(res.get()));
   }
+  if (PQstatus(conn_.get()) != CONNECTION_OK) throw_lost("the WAL stream ended");
   return end;
 }
 

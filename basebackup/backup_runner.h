@@ -1,0 +1,30 @@
+#pragma once
+// `walvault backup` as a library function:
+//   connect (replication) -> open or create the repository (checks the system identifier)
+//   -> backups/<id>/backup.json "running" -> BASE_BACKUP, archives stored as LZ4 frames and
+//   the manifest verbatim -> the backup's WAL (start LSN .. stop LSN) in the repository,
+//   from a running archiver or streamed here -> "complete".
+// Any failure after backup.json exists marks it "failed" with the error; never "complete".
+
+#include <functional>
+#include <string>
+
+#include "basebackup/backup_stream.h"
+#include "core/backup_info.h"
+#include "core/fs.h"
+
+namespace walvault {
+
+struct BackupOptions {
+  fs::path repo;
+  std::string conninfo;  // --dbname; may be empty (PG* environment variables)
+  std::string label;     // empty: the backup id
+  CheckpointMode checkpoint = CheckpointMode::spread;
+  int wal_timeout_s = 120;  // how long to wait for a running archiver to archive the WAL
+  std::function<bool()> stop_requested;  // e.g. set by SIGINT/SIGTERM
+};
+
+// Returns the backup.json content of the complete backup; throws Error otherwise.
+BackupInfo run_backup(const BackupOptions& options);
+
+}  // namespace walvault

@@ -30,8 +30,10 @@ wv_as_pg "$PGBIN/pg_basebackup" -D "$STANDBY" -R -X stream -c fast \
   -d "$(wv_connstr "$PRIMARY")" >"$OUT/pg_basebackup.log" 2>&1 \
   || { cat "$OUT/pg_basebackup.log" >&2; wv_fail "pg_basebackup failed"; }
 wv_pg_start "$STANDBY"
-wv_wait_for -m "the standby does not stream from the primary" \
-  test "$(wv_psql "$PRIMARY" "select count(*) from pg_stat_replication where state = 'streaming'")" = 1
+standby_streams() {
+  [[ $(wv_psql "$PRIMARY" "select count(*) from pg_stat_replication where state = 'streaming'") == 1 ]]
+}
+wv_wait_for -m "the standby does not stream from the primary" standby_streams
 SCONN=$(wv_connstr "$STANDBY")
 
 generate_wal() { # DATADIR ROWS

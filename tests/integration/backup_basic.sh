@@ -9,8 +9,9 @@
 #      the start to the stop LSN;
 #   3. failures: no server, a malformed connection string, the repository of another
 #      cluster, an archiver that holds the lock but archives nothing (--wal-timeout-s), and
-#      SIGTERM while waiting: one `walvault: error:` line, exit 1, never a complete backup,
-#      no temp files left.
+#      SIGTERM while waiting, the server ending the connection mid-backup: one
+#      `walvault: error:` line, exit 1, backup.json "failed", never a complete backup, no
+#      temp files left.
 #
 # Run: bash tests/integration/backup_basic.sh  (WALVAULT=... to override, WV_KEEP_TMP=1 keeps
 # the temp dir). Prints `backup_basic: N passed, M failed` last.
@@ -236,6 +237,29 @@ ID4=$(new_backup_id)
 wv_assert_eq failed "$(json_field "$ID4" status)" "sigterm: backup.json says failed"
 wv_assert_match "interrupted" "$(json_field "$ID4" error)" "sigterm: the error says interrupted"
 wv_stop_bg "$FAKE" TERM 10 || true
+
+# The server ends the connection in the middle of the backup (here: while a spread
+# checkpoint is still writing): failed, with the server's reason.
+wv_psql "$PG" "alter system set checkpoint_timeout = '1h'" >/dev/null
+wv_psql "$PG" "select pg_reload_conf()" >/dev/null
+wv_psql "$PG" "update big set h = h || 'x'" >/dev/null # dirty buffers for the checkpoint to spread
+wv_start_bg "$OUT/lost.log" "$WALVAULT" backup --repo "$REPO" --dbname "$CONN" --checkpoint spread
+LOST=$WV_LAST_BG_PID
+walsender_up() {
+  [[ $(wv_psql "$PG" "select count(*) from pg_stat_activity where application_name = 'walvault backup'") -ge 1 ]]
+}
+wv_wait_for -m "the backup's walsender did not show up" walsender_up
+wv_sleep 1
+wv_psql "$PG" "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'walvault backup'" >/dev/null
+LOST_RC=0
+wv_wait_bg "$LOST" 60 || LOST_RC=$?
+wv_assert_eq 1 "$LOST_RC" "connection lost: exit status 1"
+wv_assert_eq 1 "$(grep -c '^walvault: error: ' "$OUT/lost.log" || true)" "connection lost: one error line"
+ID5=$(new_backup_id)
+wv_assert_eq failed "$(json_field "$ID5" status)" "connection lost: backup.json says failed"
+wv_assert_match "terminat|connection|server closed" "$(json_field "$ID5" error)" "connection lost: the error says why"
+wv_psql "$PG" "alter system reset checkpoint_timeout" >/dev/null
+wv_psql "$PG" "select pg_reload_conf()" >/dev/null
 
 wv_assert_eq "$COMPLETE_BEFORE" "$(count_complete)" "no failure left a complete backup"
 wv_assert_eq "" "$(find "$REPO" -name '*.tmp')" "no temp files left in the repository"

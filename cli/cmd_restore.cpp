@@ -1,6 +1,171 @@
+// walvault restore: build a restore target for a chosen point.
+
+#include <iostream>
+
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/error.h"
+#include "pitr/restore.h"
 
 namespace walvault::cli {
-int run_restore(const Args&) { throw Error("not implemented yet"); }
+namespace {
+
+RecoveryTarget target_from(const po::variables_map& vm) {
+  RecoveryTarget t;
+  int given = 0;
+  if (vm.count("target-time")) {
+    ++given;
+    t.kind = TargetKind::time;
+    t.time = parse_target_time(vm["target-time"].as<std::string>());
+  }
+  if (vm.count("target-lsn")) {
+    ++given;
+    t.kind = TargetKind::lsn;
+    const std::string text = vm["target-lsn"].as<std::string>();
+    auto lsn = Lsn::parse(text);
+    if (!lsn || !lsn->valid()) {
+      throw usage_error("invalid --target-lsn \"" + text + "\"", "write an LSN as PostgreSQL does, e.g. 0/5D000C90");
+    }
+    t.lsn = *lsn;
+  }
+  if (vm.count("target-xid")) {
+    ++given;
+    t.kind = TargetKind::xid;
+    const std::string text = vm["target-xid"].as<std::string>();
+    auto xid = text.starts_with("0x") ? std::nullopt : parse_u32(text);
+    if (!xid || *xid < 3) {
+      throw usage_error("invalid --target-xid \"" + text + "\"", "give a transaction ID (a decimal number)");
+    }
+    t.xid = *xid;
+  }
+  if (vm.count("target-name")) {
+    ++given;
+    t.kind = TargetKind::name;
+    t.name = vm["target-name"].as<std::string>();
+    if (t.name.empty() || t.name.size() >= 64) {
+      throw usage_error("invalid --target-name: a restore point name has 1 to 63 bytes");
+    }
+  }
+  if (vm.count("target")) {
+    ++given;
+    const std::string text = vm["target"].as<std::string>();
+    if (text == "immediate") {
+      t.kind = TargetKind::immediate;
+    } else if (text == "latest") {
+      t.kind = TargetKind::latest;
+    } else {
+      throw usage_error("invalid --target \"" + text + "\"", "use --target immediate or --target latest");
+    }
+  }
+  if (given > 1) {
+    throw usage_error("more than one recovery target given",
+                      "choose one of --target-time, --target-lsn, --target-xid, --target-name, --target");
+  }
+  t.inclusive = !vm["target-exclusive"].as<bool>();
+  if (!t.inclusive && t.kind != TargetKind::time && t.kind != TargetKind::lsn &&
+      t.kind != TargetKind::xid) {
+    throw usage_error("--target-exclusive applies to --target-time, --target-lsn and --target-xid only");
+  }
+  const std::string action = vm["target-action"].as<std::string>();
+  auto a = parse_target_action(action);
+  if (!a) throw usage_error("invalid --target-action \"" + action + "\"", "use promote, pause or shutdown");
+  t.action = *a;
+  const std::string tl = vm["target-timeline"].as<std::string>();
+  auto choice = parse_timeline_choice(tl);
+  if (!choice) throw usage_error("invalid --target-timeline \"" + tl + "\"", "use latest, current or a timeline number");
+  t.timeline = *choice;
+  return t;
+}
+
+std::map<uint32_t, fs::path> tablespace_dirs_from(const po::variables_map& vm) {
+  std::map<uint32_t, fs::path> out;
+  if (!vm.count("tablespace-dir")) return out;
+  for (const auto& item : vm["tablespace-dir"].as<std::vector<std::string>>()) {
+    const size_t eq = item.find('=');
+    auto oid = eq == std::string::npos ? std::nullopt : parse_u32(item.substr(0, eq));
+    if (!oid || eq + 1 >= item.size()) {
+      throw usage_error("invalid --tablespace-dir \"" + item + "\"", "write OID=PATH");
+    }
+    out[*oid] = fs::absolute(item.substr(eq + 1)).lexically_normal();
+  }
+  return out;
+}
+
+}  // namespace
+
+int run_restore(const Args& args) {
+  po::options_description desc("options");
+  add_repo_option(desc);
+  desc.add_options()
+      ("target-dir", po::value<std::string>()->required(), "where to build the data directory (absent or empty)")
+      ("target-time", po::value<std::string>(), "recover to this time (a zone is optional; without one, local time)")
+      ("target-lsn", po::value<std::string>(), "recover to this LSN")
+      ("target-xid", po::value<std::string>(), "recover to the end of this transaction")
+      ("target-name", po::value<std::string>(), "recover to this restore point")
+      ("target", po::value<std::string>(), "immediate (as soon as consistent) or latest (all WAL, the default)")
+      ("target-exclusive", po::bool_switch()->default_value(false), "stop just before the target")
+      ("target-timeline", po::value<std::string>()->default_value("latest"), "latest, current or a number")
+      ("target-action", po::value<std::string>()->default_value("pause"), "at the target: promote, pause or shutdown")
+      ("owner", po::value<std::string>(), "OS user that will run PostgreSQL (default: you, or postgres for root)")
+      ("tablespace-dir", po::value<std::vector<std::string>>(), "OID=PATH: restore a tablespace there")
+      ("dry-run", "print the plan, write nothing")
+      ("json", "print the plan as JSON");
+  po::variables_map vm;
+  if (!parse_options("restore",
+                     "--repo DIR --target-dir DIR [--target-time TS | --target-lsn LSN | "
+                     "--target-xid XID | --target-name NAME | --target immediate|latest] [...]",
+                     desc, args, vm)) {
+    return 0;
+  }
+  RestoreRequest request;
+  request.target = target_from(vm);
+  request.target_dir = fs::absolute(vm["target-dir"].as<std::string>()).lexically_normal();
+  request.tablespace_dirs = tablespace_dirs_from(vm);
+  if (vm.count("owner")) request.owner = vm["owner"].as<std::string>();
+  const bool dry_run = vm.count("dry-run") > 0;
+  const bool json = vm.count("json") > 0;
+
+  check_restore_target(request.target_dir);
+  const RestoreOwner owner = resolve_restore_owner(request.owner);
+  const Repository repo = Repository::open(repo_option(vm));
+  Catalog catalog(repo);
+  const RecoveryPlan plan = plan_restore(catalog, request.target);
+
+  if (dry_run) {
+    if (json) {
+      std::cout << plan_to_json(plan, request, owner).dump(2) << "\n";
+    } else {
+      std::cout << "restore plan (dry run: nothing written)\n" << plan_to_text(plan, request, owner);
+    }
+    return 0;
+  }
+  const RestoreResult result = execute_restore(repo, plan, request, owner);
+  if (json) {
+    Json j = plan_to_json(plan, request, owner);
+    j["restored"] = {{"files", result.files}, {"bytes", result.bytes}};
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "restored backup " << plan.backup.id << " into " << request.target_dir.string()
+            << " (" << result.files << " files)\n"
+            << plan_to_text(plan, request, owner) << "\n"
+            << "next: start PostgreSQL on it as " << owner.name << ", e.g.\n"
+            << "  pg_ctl -D " << shell_quote(request.target_dir.string()) << " start\n"
+            << "it replays WAL from the repository (walvault wal-get) and stops "
+            << describe(plan.stop) << ";\n";
+  switch (plan.target.kind == TargetKind::latest ? TargetAction::promote : plan.target.action) {
+    case TargetAction::promote:
+      std::cout << "then it promotes (a new timeline) and accepts writes.\n";
+      break;
+    case TargetAction::pause:
+      std::cout << "then it pauses, read-only: check the data, then run SELECT pg_promote(); to "
+                   "open it for writes.\n";
+      break;
+    case TargetAction::shutdown:
+      std::cout << "then it shuts down.\n";
+      break;
+  }
+  return 0;
+}
+
 }  // namespace walvault::cli

@@ -1,0 +1,160 @@
+#include "pitr/restore.h"
+
+#include <sys/stat.h>
+
+#include <sstream>
+
+#include "basebackup/backup_extract.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace walvault {
+namespace {
+
+// Removes what a failed restore created: the directory itself when it did not exist, its
+// contents when it was empty.
+class Cleanup {
+ public:
+  void watch(const fs::path& dir) {
+    std::error_code ec;
+    dirs_.push_back({dir, fs::exists(dir, ec)});
+  }
+  void disarm() { armed_ = false; }
+  ~Cleanup() {
+    if (!armed_) return;
+    for (const auto& d : dirs_) {
+      std::error_code ec;
+      if (!d.existed) {
+        fs::remove_all(d.path, ec);
+      } else {
+        for (const auto& e : fs::directory_iterator(d.path, ec)) fs::remove_all(e.path(), ec);
+      }
+    }
+  }
+
+ private:
+  struct Dir {
+    fs::path path;
+    bool existed;
+  };
+  std::vector<Dir> dirs_;
+  bool armed_ = true;
+};
+
+std::string span_text(const TimelineSpan& s) {
+  std::string out = "timeline " + std::to_string(s.timeline.value);
+  if (s.begin.valid()) out += " from " + s.begin.str();
+  if (s.end) out += " until " + s.end->str();
+  return out;
+}
+
+}  // namespace
+
+RecoveryPlan plan_restore(Catalog& catalog, const RecoveryTarget& target) {
+  const std::string restore_command =
+      make_restore_command(self_executable(), fs::absolute(catalog.repo().root()));
+  return plan_recovery(catalog.state(), catalog.wal(), target, restore_command);
+}
+
+RestoreResult execute_restore(const Repository& repo, const RecoveryPlan& plan,
+                              const RestoreRequest& request, const RestoreOwner& owner) {
+  check_restore_target(request.target_dir);
+  Cleanup cleanup;
+  make_parent_dirs(request.target_dir);
+  cleanup.watch(request.target_dir);
+  std::map<uint32_t, fs::path> tablespaces = request.tablespace_dirs;
+  for (const auto& t : plan.backup.tablespaces) {
+    const fs::path dir = tablespaces.contains(t.oid) ? tablespaces.at(t.oid) : fs::path(t.location);
+    make_parent_dirs(dir);
+    cleanup.watch(dir);
+  }
+  const ExtractStats stats = extract_backup(repo, plan.backup, request.target_dir, tablespaces);
+  write_recovery_settings(request.target_dir, plan);
+  hand_over(request.target_dir, owner);
+  for (const auto& t : plan.backup.tablespaces) {
+    hand_over(tablespaces.contains(t.oid) ? tablespaces.at(t.oid) : fs::path(t.location), owner);
+  }
+  cleanup.disarm();
+  return {stats.files, stats.bytes};
+}
+
+Json plan_to_json(const RecoveryPlan& plan, const RestoreRequest& request,
+                  const RestoreOwner& owner) {
+  const BackupInfo& b = plan.backup;
+  Json j;
+  j["backup"] = b.id;
+  j["backup_details"] = {{"id", b.id},
+                         {"label", b.label},
+                         {"timeline", b.timeline.value},
+                         {"start_lsn", b.start_lsn.str()},
+                         {"stop_lsn", b.stop_lsn.str()},
+                         {"start_time", format_iso8601_utc(b.start_time)},
+                         {"stop_time", format_iso8601_utc(b.stop_time)}};
+  j["timeline_path"] = Json::array();
+  for (const auto& s : plan.timeline_path) {
+    j["timeline_path"].push_back({{"timeline", s.timeline.value},
+                                  {"begin_lsn", s.begin.str()},
+                                  {"end_lsn", s.end ? Json(s.end->str()) : Json(nullptr)}});
+  }
+  j["wal"] = {{"first", plan.wal.first},
+              {"last", plan.wal.last},
+              {"segments", plan.wal.segments},
+              {"start_lsn", plan.wal.start.str()},
+              {"end_lsn", plan.wal.end.str()}};
+  j["snapshots"] = Json::array();
+  Json target = {{"kind", to_string(plan.target.kind)}, {"value", plan.target.value_text()}};
+  target["inclusive"] = plan.target.inclusive;
+  target["timeline"] = plan.history.target().value;
+  target["action"] = to_string(plan.target.action);
+  j["target"] = std::move(target);
+  Json stop = {{"description", describe(plan.stop)}, {"replay_until", plan.stop.replay_until.str()}};
+  if (plan.stop.record) {
+    const WalEvent& e = *plan.stop.record;
+    stop["record"] = {{"kind", to_string(e.kind)},
+                      {"lsn", e.lsn.str()},
+                      {"end_lsn", e.end_lsn.str()},
+                      {"time", format_iso8601_utc(e.time)}};
+    if (e.is_xact()) stop["record"]["xid"] = e.xid;
+    else stop["record"]["name"] = e.name;
+  }
+  j["stop"] = std::move(stop);
+  j["recovery_settings"] = Json::object();
+  for (const auto& [k, v] : plan.recovery_settings) j["recovery_settings"][k] = v;
+  j["target_dir"] = request.target_dir.string();
+  j["owner"] = owner.name;
+  return j;
+}
+
+std::string plan_to_text(const RecoveryPlan& plan, const RestoreRequest& request,
+                         const RestoreOwner& owner) {
+  const BackupInfo& b = plan.backup;
+  std::ostringstream out;
+  out << "target           " << to_string(plan.target.kind);
+  if (plan.target.kind != TargetKind::latest && plan.target.kind != TargetKind::immediate) {
+    out << " " << plan.target.value_text();
+  }
+  if (!plan.target.inclusive) out << " (exclusive)";
+  out << ", then " << to_string(plan.target.action) << "\n";
+  out << "backup           " << b.id << (b.label.empty() ? "" : " \"" + b.label + "\"")
+      << ": timeline " << b.timeline.value << ", starts at " << b.start_lsn.str()
+      << ", consistent at " << b.stop_lsn.str() << " (" << format_iso8601_utc(b.stop_time)
+      << ")\n";
+  out << "timelines        ";
+  for (size_t i = 0; i < plan.timeline_path.size(); ++i) {
+    out << (i ? ", then " : "") << span_text(plan.timeline_path[i]);
+  }
+  out << "\n";
+  out << "WAL              " << plan.wal.first << " .. " << plan.wal.last << " ("
+      << plan.wal.segments << (plan.wal.segments == 1 ? " segment" : " segments") << ", "
+      << plan.wal.start.str() << " to " << plan.wal.end.str() << ")\n";
+  out << "recovery stops   " << describe(plan.stop) << "\n";
+  out << "target directory " << request.target_dir.string() << " (owner " << owner.name
+      << ", mode 0700)\n";
+  out << "settings         (postgresql.auto.conf, with recovery.signal)\n";
+  for (const auto& [k, v] : plan.recovery_settings) {
+    out << "  " << k << " = " << conf_quote(v) << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace walvault

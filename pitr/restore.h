@@ -1,0 +1,43 @@
+#pragma once
+// walvault restore: plan, then (unless a dry run) unpack the backup, write the recovery
+// settings and hand the directory to the PostgreSQL user. Nothing is written before the plan
+// is complete and the target directory has been found absent or empty.
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "core/json.h"
+#include "pitr/catalog.h"
+#include "pitr/planner.h"
+#include "pitr/restore_builder.h"
+
+namespace walvault {
+
+struct RestoreRequest {
+  fs::path target_dir;  // absolute
+  RecoveryTarget target;
+  std::optional<std::string> owner;
+  std::map<uint32_t, fs::path> tablespace_dirs;  // oid -> where to restore it
+};
+
+struct RestoreResult {
+  uint64_t files = 0;
+  uint64_t bytes = 0;
+};
+
+// Plans the restore (throws Error(unreachable) with the reason when it cannot be done).
+RecoveryPlan plan_restore(Catalog& catalog, const RecoveryTarget& target);
+
+// Executes a plan: unpacks the backup (its files' checksums are verified first), writes
+// recovery.signal and the settings, chowns to the owner. On failure, whatever it created in
+// the target directory is removed again.
+RestoreResult execute_restore(const Repository& repo, const RecoveryPlan& plan,
+                              const RestoreRequest& request, const RestoreOwner& owner);
+
+Json plan_to_json(const RecoveryPlan& plan, const RestoreRequest& request,
+                  const RestoreOwner& owner);
+std::string plan_to_text(const RecoveryPlan& plan, const RestoreRequest& request,
+                         const RestoreOwner& owner);
+
+}  // namespace walvault

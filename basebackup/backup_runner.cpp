@@ -118,6 +118,15 @@ void ensure_wal(const BackupOptions& o, const Repository& repo, const BackupInfo
   }
 }
 
+// PostgreSQL writes the label into backup_label as "LABEL: <label>\n" and reads it back
+// line by line: a newline in it would corrupt the restored directory.
+void check_label(const std::string& label) {
+  if (label.size() > 1000) throw usage_error("--label is longer than 1000 bytes");
+  for (unsigned char c : label) {
+    if (c < 0x20 || c == 0x7f) throw usage_error("--label must not contain control characters");
+  }
+}
+
 void mark_failed(const Repository& repo, BackupInfo& info, const std::string& error) {
   info.status = BackupStatus::failed;
   info.error = error;
@@ -131,7 +140,14 @@ void mark_failed(const Repository& repo, BackupInfo& info, const std::string& er
 
 }  // namespace
 
+std::string backup_lock_name(const std::string& backup_id) { return "backup-" + backup_id; }
+
+bool backup_in_progress(const Repository& repo, const std::string& backup_id) {
+  return lock_holder(repo, backup_lock_name(backup_id)).has_value();
+}
+
 BackupInfo run_backup(const BackupOptions& o) {
+  check_label(o.label);
   ReplicationConnection conn = ReplicationConnection::connect(o.conninfo, "walvault backup");
   const RepoIdentity server = conn.repo_identity();
   ::umask(077);
@@ -141,6 +157,12 @@ BackupInfo run_backup(const BackupOptions& o) {
   info.start_time = now();
   info.stop_time = info.start_time;
   info.id = claim_backup_id(repo, info.start_time);
+  RepoLock lock = RepoLock::acquire(repo, backup_lock_name(info.id), "backup " + info.id);
+  // Removed while still held: nobody else ever takes a backup's lock.
+  struct RemoveLockFile {
+    fs::path path;
+    ~RemoveLockFile() { ::unlink(path.c_str()); }
+  } remove_lock_file{lock_file_path(repo, backup_lock_name(info.id))};
   info.label = o.label.empty() ? info.id : o.label;
   info.status = BackupStatus::running;
   info.pg_version_num = server.pg_version_num;

@@ -10,10 +10,14 @@
 #include "core/log.h"
 
 namespace walvault {
+fs::path lock_file_path(const Repository& repo, std::string_view name) {
+  return repo.lock_dir() / (std::string(name) + ".lock");
+}
+
 namespace {
 
 fs::path lock_path(const Repository& repo, std::string_view name) {
-  return repo.lock_dir() / (std::string(name) + ".lock");
+  return lock_file_path(repo, name);
 }
 
 LockHolder parse_holder(const std::string& text) {

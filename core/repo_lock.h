@@ -33,6 +33,9 @@ class RepoLock {
   UniqueFd fd_;
 };
 
+// REPO/lock/<name>.lock
+fs::path lock_file_path(const Repository& repo, std::string_view name);
+
 // The holder of REPO/lock/<name>.lock when a live process holds it.
 std::optional<LockHolder> lock_holder(const Repository& repo, std::string_view name);
 

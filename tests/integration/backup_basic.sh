@@ -225,6 +225,9 @@ wv_assert_match "did not reach" "$(json_field "$ID3" error)" "wal-timeout: backu
 wv_start_bg "$OUT/term.log" "$WALVAULT" backup --repo "$REPO" --dbname "$CONN" --checkpoint fast --wal-timeout-s 120
 TERMED=$WV_LAST_BG_PID
 wv_wait_for -m "the backup did not start waiting for WAL" grep -q "waiting up to" "$OUT/term.log"
+ID4=$(new_backup_id)
+wv_assert_not "while it runs, the backup holds lock/backup-$ID4.lock" \
+  flock -xn "$REPO/lock/backup-$ID4.lock" true
 # Signal walvault itself (a member of the group), not runuser, which would report the
 # signal instead of walvault's own exit status.
 WV_PID=$(ps -o pid=,comm= -g "$TERMED" | awk '$2 == "walvault" { print $1 }' | head -n 1)
@@ -233,7 +236,6 @@ kill -TERM "$WV_PID"
 TERM_RC=0
 wv_wait_bg "$TERMED" 30 || TERM_RC=$?
 wv_assert_eq 1 "$TERM_RC" "sigterm: exit status 1"
-ID4=$(new_backup_id)
 wv_assert_eq failed "$(json_field "$ID4" status)" "sigterm: backup.json says failed"
 wv_assert_match "interrupted" "$(json_field "$ID4" error)" "sigterm: the error says interrupted"
 wv_stop_bg "$FAKE" TERM 10 || true
@@ -261,7 +263,13 @@ wv_assert_match "terminat|connection|server closed" "$(json_field "$ID5" error)"
 wv_psql "$PG" "alter system reset checkpoint_timeout" >/dev/null
 wv_psql "$PG" "select pg_reload_conf()" >/dev/null
 
+N_BACKUPS=$(ls -1 "$REPO/backups" | wc -l)
+wv_capture "$OUT/badlabel" wv_walvault backup --repo "$REPO" --dbname "$CONN" --label $'two\nlines'
+wv_assert_eq 2 "$WV_RC" "a label with a newline is a usage error (exit 2)"
+wv_assert_eq "$N_BACKUPS" "$(ls -1 "$REPO/backups" | wc -l)" "and starts no backup"
+
 wv_assert_eq "$COMPLETE_BEFORE" "$(count_complete)" "no failure left a complete backup"
+wv_assert_eq "" "$(ls "$REPO"/lock/backup-*.lock 2>/dev/null)" "no backup lock files left"
 wv_assert_eq "" "$(find "$REPO" -name '*.tmp')" "no temp files left in the repository"
 
 wv_summary backup_basic

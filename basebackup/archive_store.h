@@ -59,9 +59,9 @@ class StoredArchiveWriter {
 };
 
 struct StoredArchive {
-  std::string archive_name;              // as the server named it: "base.tar", "16385.tar"
+  std::string archive_name;  // as the server named it: "base.tar", "16385.tar"
   std::optional<uint32_t> tablespace_oid;
-  std::string location;                  // tablespace directory on the server
+  std::string location;  // tablespace directory on the server
   BackupFile file;
 };
 
@@ -90,7 +90,7 @@ class ArchiveWriterPipeline final : public BackupStreamSink {
  private:
   struct Item {
     enum class Kind { begin, data, end, stop } kind;
-    std::string name, location;  // begin
+    std::string name, location;   // begin
     size_t chunk = 0, bytes = 0;  // data
   };
 

@@ -8,8 +8,8 @@
 #include <cstdio>
 
 #include "basebackup/archive_store.h"
-#include "basebackup/base_backup_client.h"
 #include "basebackup/backup_wal.h"
+#include "basebackup/base_backup_client.h"
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/log.h"
@@ -69,9 +69,69 @@ void reserve_wal(ReplicationConnection& conn) {
   }
 }
 
+// BASE_BACKUP into backups/<id>/: the archives through the pipeline, then the manifest;
+// records LSNs, files and sizes in info and saves it (still "running").
+void receive_backup(ReplicationConnection& conn, const BackupOptions& o, const Repository& repo,
+                    BackupInfo& info) {
+  const fs::path dir = backup_dir(repo, info.id);
+  BaseBackupOptions bo;
+  bo.label = info.label;
+  bo.checkpoint = o.checkpoint;
+  ArchiveWriterPipeline pipe(dir);
+  const auto t0 = Clock::now();
+  auto last_log = t0;
+  uint64_t total_bytes = 0;
+  BaseBackupCallbacks cb;
+  cb.stop_requested = o.stop_requested;
+  cb.started = [&](const BaseBackupResult& r) {
+    total_bytes = r.total_kb * 1024;
+    log::info("backup " + info.id + " started at " + r.start_lsn.str() + " on timeline " +
+              std::to_string(r.start_timeline.value) + " (about " + mib(total_bytes) + ")");
+  };
+  cb.tick = [&] {
+    if (Clock::now() - last_log < std::chrono::seconds(10)) return;
+    last_log = Clock::now();
+    std::string msg = "backup " + info.id + ": " + mib(pipe.received_bytes());
+    if (total_bytes) msg += " of about " + mib(total_bytes);
+    log::info(msg);
+  };
+  log::info("starting base backup " + info.id + " (checkpoint " +
+            (o.checkpoint == CheckpointMode::fast ? "fast" : "spread") + ")");
+  const BaseBackupResult r = run_base_backup(conn.raw(), bo, pipe, cb);
+  const std::vector<StoredArchive> archives = pipe.finish();
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  const std::string& manifest = pipe.manifest();
+  write_file_durable(dir / "backup_manifest", manifest);
+
+  info.timeline = r.start_timeline;
+  info.stop_timeline = r.stop_timeline;
+  info.start_lsn = r.start_lsn;
+  info.stop_lsn = r.stop_lsn;
+  info.stop_time = now();
+  bool has_base = false;
+  for (const auto& a : archives) {
+    info.files.push_back(a.file);
+    if (a.tablespace_oid) {
+      info.tablespaces.push_back({*a.tablespace_oid, a.location, a.file.name});
+    } else {
+      has_base = true;
+    }
+  }
+  if (!has_base) throw Error("base backup failed: the server sent no base.tar");
+  info.files.push_back({"backup_manifest", manifest.size(), manifest.size(), sha256_hex(manifest)});
+  for (const auto& f : info.files) {
+    info.bytes += f.bytes;
+    info.stored_bytes += f.stored_bytes;
+  }
+  save_backup_info(repo, info);
+  log::info("backup " + info.id + " received: " + mib(info.bytes) + " in " + fixed1(seconds) +
+            " s (" + fixed1(double(info.bytes) / 1048576.0 / std::max(seconds, 1e-3)) +
+            " MiB/s), stored " + mib(info.stored_bytes) + "; stop LSN " + info.stop_lsn.str());
+}
+
 void ensure_wal(const BackupOptions& o, const Repository& repo, const BackupInfo& info) {
-  auto missing = first_missing_wal(repo, info.timeline, info.stop_timeline, info.start_lsn,
-                                   info.stop_lsn);
+  auto missing =
+      first_missing_wal(repo, info.timeline, info.stop_timeline, info.start_lsn, info.stop_lsn);
   if (!missing) return;
   const std::string range = info.start_lsn.str() + " to " + info.stop_lsn.str();
   if (!archiver_running(repo)) {
@@ -97,20 +157,21 @@ void ensure_wal(const BackupOptions& o, const Repository& repo, const BackupInfo
       if (!archiver_running(repo)) throw;
       log::info(std::string("an archiver started meanwhile (") + e.what() + "); waiting for it");
     }
-    missing = first_missing_wal(repo, info.timeline, info.stop_timeline, info.start_lsn,
-                                info.stop_lsn);
+    missing =
+        first_missing_wal(repo, info.timeline, info.stop_timeline, info.start_lsn, info.stop_lsn);
     if (!missing) return;
     if (!archiver_running(repo)) {
-      throw Error("the WAL of the backup is not in the repository after streaming it (missing from " +
-                  missing->str() + ", needed " + range + ")");
+      throw Error(
+          "the WAL of the backup is not in the repository after streaming it (missing from " +
+          missing->str() + ", needed " + range + ")");
     }
   }
   log::info("waiting up to " + std::to_string(o.wal_timeout_s) +
             " s for the running archiver to archive the WAL of the backup (" + range + ")");
   if (!wait_for_wal(repo, info.timeline, info.stop_timeline, info.start_lsn, info.stop_lsn,
                     std::chrono::seconds(o.wal_timeout_s), o.stop_requested)) {
-    missing = first_missing_wal(repo, info.timeline, info.stop_timeline, info.start_lsn,
-                                info.stop_lsn);
+    missing =
+        first_missing_wal(repo, info.timeline, info.stop_timeline, info.start_lsn, info.stop_lsn);
     throw Error("the WAL of the backup (" + range + ") did not reach the repository within " +
                     std::to_string(o.wal_timeout_s) + " s (missing from " +
                     (missing ? missing->str() : std::string("?")) + ")",
@@ -140,7 +201,9 @@ void mark_failed(const Repository& repo, BackupInfo& info, const std::string& er
 
 }  // namespace
 
-std::string backup_lock_name(const std::string& backup_id) { return "backup-" + backup_id; }
+std::string backup_lock_name(const std::string& backup_id) {
+  return "backup-" + backup_id;
+}
 
 bool backup_in_progress(const Repository& repo, const std::string& backup_id) {
   return lock_holder(repo, backup_lock_name(backup_id)).has_value();
@@ -167,66 +230,10 @@ BackupInfo run_backup(const BackupOptions& o) {
   info.status = BackupStatus::running;
   info.pg_version_num = server.pg_version_num;
   info.system_identifier = server.system_identifier;
-  const fs::path dir = backup_dir(repo, info.id);
   try {
     save_backup_info(repo, info);
     reserve_wal(conn);
-
-    BaseBackupOptions bo;
-    bo.label = info.label;
-    bo.checkpoint = o.checkpoint;
-    ArchiveWriterPipeline pipe(dir);
-    const auto t0 = Clock::now();
-    auto last_log = t0;
-    uint64_t total_bytes = 0;
-    BaseBackupCallbacks cb;
-    cb.stop_requested = o.stop_requested;
-    cb.started = [&](const BaseBackupResult& r) {
-      total_bytes = r.total_kb * 1024;
-      log::info("backup " + info.id + " started at " + r.start_lsn.str() + " on timeline " +
-                std::to_string(r.start_timeline.value) + " (about " + mib(total_bytes) + ")");
-    };
-    cb.tick = [&] {
-      if (Clock::now() - last_log < std::chrono::seconds(10)) return;
-      last_log = Clock::now();
-      std::string msg = "backup " + info.id + ": " + mib(pipe.received_bytes());
-      if (total_bytes) msg += " of about " + mib(total_bytes);
-      log::info(msg);
-    };
-    log::info("starting base backup " + info.id + " (checkpoint " +
-              (o.checkpoint == CheckpointMode::fast ? "fast" : "spread") + ")");
-    BaseBackupResult r = run_base_backup(conn.raw(), bo, pipe, cb);
-    std::vector<StoredArchive> archives = pipe.finish();
-    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-
-    write_file_durable(dir / "backup_manifest", pipe.manifest());
-    info.timeline = r.start_timeline;
-    info.stop_timeline = r.stop_timeline;
-    info.start_lsn = r.start_lsn;
-    info.stop_lsn = r.stop_lsn;
-    info.stop_time = now();
-    bool has_base = false;
-    for (const auto& a : archives) {
-      info.files.push_back(a.file);
-      if (a.tablespace_oid) {
-        info.tablespaces.push_back({*a.tablespace_oid, a.location, a.file.name});
-      } else {
-        has_base = true;
-      }
-    }
-    if (!has_base) throw Error("base backup failed: the server sent no base.tar");
-    const std::string& m = pipe.manifest();
-    info.files.push_back({"backup_manifest", m.size(), m.size(), sha256_hex(m)});
-    for (const auto& f : info.files) {
-      info.bytes += f.bytes;
-      info.stored_bytes += f.stored_bytes;
-    }
-    save_backup_info(repo, info);
-    log::info("backup " + info.id + " received: " + mib(info.bytes) + " in " +
-              fixed1(seconds) + " s (" + fixed1(double(info.bytes) / 1048576.0 / std::max(seconds, 1e-3)) +
-              " MiB/s), stored " +
-              mib(info.stored_bytes) + "; stop LSN " + info.stop_lsn.str());
-
+    receive_backup(conn, o, repo, info);
     ensure_wal(o, repo, info);
     info.status = BackupStatus::complete;
     save_backup_info(repo, info);

@@ -113,8 +113,10 @@ std::optional<uint32_t> tablespace_oid_of_archive(const std::string& name) {
     uint64_t v = 0;
     bool digits = true;
     for (size_t i = 0; i + 4 < name.size(); ++i) {
-      if (name[i] < '0' || name[i] > '9') digits = false;
-      else v = v * 10 + uint64_t(name[i] - '0');
+      if (name[i] < '0' || name[i] > '9')
+        digits = false;
+      else
+        v = v * 10 + uint64_t(name[i] - '0');
     }
     if (digits && v > 0 && v <= UINT32_MAX) return uint32_t(v);
   }

@@ -35,8 +35,8 @@ std::string base_backup_command(const BaseBackupOptions& options);
 
 // A row of the tablespace result set sent before the COPY stream.
 struct TablespaceRow {
-  std::optional<uint32_t> oid;  // none for the main data directory
-  std::string location;         // empty for the main data directory
+  std::optional<uint32_t> oid;      // none for the main data directory
+  std::string location;             // empty for the main data directory
   std::optional<uint64_t> size_kb;  // with PROGRESS only
 };
 

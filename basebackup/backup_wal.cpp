@@ -18,7 +18,8 @@ std::optional<Lsn> first_missing_wal(const Repository& repo, TimelineId start_tl
     ranges = merge_ranges(std::move(ranges));
   }
   for (const auto& r : ranges) {
-    if (r.start <= start && start < r.end) return r.end >= stop ? std::nullopt : std::optional(r.end);
+    if (r.start <= start && start < r.end)
+      return r.end >= stop ? std::nullopt : std::optional(r.end);
   }
   return start;
 }

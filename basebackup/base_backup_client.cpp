@@ -108,7 +108,8 @@ BaseBackupResult run_base_backup(PGconn* conn, const BaseBackupOptions& options,
     pollfd pfd{PQsocket(conn), POLLIN, 0};
     if (pfd.fd < 0) fail(conn, "lost the connection");
     const int r = ::poll(&pfd, 1, 1000);
-    if (r < 0 && errno != EINTR) throw errno_error("poll on the replication connection failed", errno);
+    if (r < 0 && errno != EINTR)
+      throw errno_error("poll on the replication connection failed", errno);
     if (r > 0 && PQconsumeInput(conn) == 0) fail(conn, "could not receive data");
     if (cb.stop_requested && cb.stop_requested()) {
       throw Error("base backup interrupted", "the backup is marked failed; run it again");
@@ -124,8 +125,7 @@ BaseBackupResult run_base_backup(PGconn* conn, const BaseBackupOptions& options,
     if (PQresultStatus(res.get()) != PGRES_TUPLES_OK) {
       fail(conn, "could not stop the backup", res.get());
     }
-    parse_position_row(only_row(res.get(), "stop position"), result.stop_lsn,
-                       result.stop_timeline);
+    parse_position_row(only_row(res.get(), "stop position"), result.stop_lsn, result.stop_timeline);
   }
   // Drain whatever follows (CommandComplete), failing on any error.
   while (PgResultPtr res{PQgetResult(conn)}) {

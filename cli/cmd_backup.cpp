@@ -15,7 +15,9 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
-void on_signal(int) { g_stop = true; }
+void on_signal(int) {
+  g_stop = true;
+}
 
 // SIGINT/SIGTERM end the backup cleanly: it is marked failed instead of staying "running".
 void install_stop_handlers() {
@@ -65,9 +67,9 @@ int run_backup(const Args& args) {
   o.stop_requested = [] { return g_stop.load(); };
 
   const BackupInfo info = run_backup(o);
-  std::cout << "backup " << info.id << " complete: timeline " << info.timeline.value
-            << ", start " << info.start_lsn.str() << ", stop " << info.stop_lsn.str() << ", "
-            << info.bytes << " bytes, stored " << info.stored_bytes << " bytes\n";
+  std::cout << "backup " << info.id << " complete: timeline " << info.timeline.value << ", start "
+            << info.start_lsn.str() << ", stop " << info.stop_lsn.str() << ", " << info.bytes
+            << " bytes, stored " << info.stored_bytes << " bytes\n";
   return 0;
 }
 

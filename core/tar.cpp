@@ -24,7 +24,9 @@ constexpr size_t kPrefixOff = 345, kPrefixLen = 155;
 
 constexpr size_t kBlock = TarReader::kBlockBytes;
 
-uint8_t byte_at(const std::byte* b, size_t i) { return std::to_integer<uint8_t>(b[i]); }
+uint8_t byte_at(const std::byte* b, size_t i) {
+  return std::to_integer<uint8_t>(b[i]);
+}
 
 std::string field_string(const std::byte* b, size_t off, size_t len) {
   const char* p = reinterpret_cast<const char*>(b + off);
@@ -114,7 +116,10 @@ std::string ustar_block(std::string_view name, char type, uint32_t mode, uint64_
   put_octal(h, kMtimeOff, kMtimeLen, uint64_t(std::max<int64_t>(mtime, 0)));
   h[kTypeOff] = type;
   std::memcpy(h.data() + kLinkOff, link.data(), std::min(link.size(), kLinkLen));
-  std::memcpy(h.data() + kMagicOff, "ustar\0" "00", 8);
+  std::memcpy(h.data() + kMagicOff,
+              "ustar\0"
+              "00",
+              8);
   std::memset(h.data() + kChksumOff, ' ', kChksumLen);
   uint64_t sum = 0;
   for (char c : h) sum += uint8_t(c);
@@ -126,10 +131,14 @@ std::string ustar_block(std::string_view name, char type, uint32_t mode, uint64_
 
 std::string_view to_string(TarEntryType t) {
   switch (t) {
-    case TarEntryType::file: return "file";
-    case TarEntryType::directory: return "directory";
-    case TarEntryType::symlink: return "symlink";
-    case TarEntryType::hardlink: return "hard link";
+    case TarEntryType::file:
+      return "file";
+    case TarEntryType::directory:
+      return "directory";
+    case TarEntryType::symlink:
+      return "symlink";
+    case TarEntryType::hardlink:
+      return "hard link";
   }
   return "unknown";
 }
@@ -265,12 +274,20 @@ void TarReader::on_header_block() {
 
   TarEntry e;
   switch (type) {
-    case '0': case '\0': case '7':
+    case '0':
+    case '\0':
+    case '7':
       e.type = !name.empty() && name.back() == '/' ? TarEntryType::directory : TarEntryType::file;
       break;
-    case '1': e.type = TarEntryType::hardlink; break;
-    case '2': e.type = TarEntryType::symlink; break;
-    case '5': e.type = TarEntryType::directory; break;
+    case '1':
+      e.type = TarEntryType::hardlink;
+      break;
+    case '2':
+      e.type = TarEntryType::symlink;
+      break;
+    case '5':
+      e.type = TarEntryType::directory;
+      break;
     default:
       current_path_ = name;
       fail(std::string("unsupported member type '") + (type >= 32 && type < 127 ? type : '?') +
@@ -382,7 +399,9 @@ size_t tar_padding_bytes(uint64_t content_bytes) {
   return size_t((kBlock - content_bytes % kBlock) % kBlock);
 }
 
-std::string tar_end_of_archive() { return std::string(2 * kBlock, '\0'); }
+std::string tar_end_of_archive() {
+  return std::string(2 * kBlock, '\0');
+}
 
 std::string tar_member_header(const TarEntry& e) {
   std::string name = e.path;
@@ -402,10 +421,18 @@ std::string tar_member_header(const TarEntry& e) {
   }
   char type = '0';
   switch (e.type) {
-    case TarEntryType::file: type = '0'; break;
-    case TarEntryType::directory: type = '5'; break;
-    case TarEntryType::symlink: type = '2'; break;
-    case TarEntryType::hardlink: type = '1'; break;
+    case TarEntryType::file:
+      type = '0';
+      break;
+    case TarEntryType::directory:
+      type = '5';
+      break;
+    case TarEntryType::symlink:
+      type = '2';
+      break;
+    case TarEntryType::hardlink:
+      type = '1';
+      break;
   }
   out += ustar_block(name, type, e.mode, size > kMaxOctalSize ? 0 : size, e.mtime, e.uid, e.gid,
                      e.link_target);

@@ -26,8 +26,8 @@ std::string_view to_string(TarEntryType t);
 struct TarEntry {
   std::string path;  // normalised (safe_tar_path): relative, no "./" prefix, no trailing '/'
   TarEntryType type = TarEntryType::file;
-  uint32_t mode = 0;  // permission bits as stored (07777 at most)
-  uint64_t size = 0;  // content bytes; 0 for everything but files
+  uint32_t mode = 0;        // permission bits as stored (07777 at most)
+  uint64_t size = 0;        // content bytes; 0 for everything but files
   std::string link_target;  // symlink: as stored; hard link: a normalised member path
   int64_t mtime = 0;        // seconds since 1970
   uint32_t uid = 0;

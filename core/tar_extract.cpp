@@ -101,8 +101,7 @@ void TarExtractor::begin_entry(const TarEntry& e) {
                         "\", which is not a file extracted before it",
                     "the archive is damaged or was not made by PostgreSQL; refusing to extract it");
       }
-      if (::linkat(root_fd_.get(), e.link_target.c_str(), root_fd_.get(), e.path.c_str(), 0) !=
-          0) {
+      if (::linkat(root_fd_.get(), e.link_target.c_str(), root_fd_.get(), e.path.c_str(), 0) != 0) {
         throw errno_error("could not create hard link \"" + path.string() + "\"", errno);
       }
       created_[e.path] = TarEntryType::hardlink;

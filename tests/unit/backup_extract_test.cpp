@@ -46,7 +46,8 @@ BackupFile store(const fs::path& dir, const std::string& name, const std::string
 
 struct Fixture {
   TempDir tmp;
-  Repository repo = Repository::open_or_create(tmp.path() / "repo", {"7300000000000000001", 150010, 1 << 20});
+  Repository repo =
+      Repository::open_or_create(tmp.path() / "repo", {"7300000000000000001", 150010, 1 << 20});
   BackupInfo info;
 
   Fixture() {

@@ -40,8 +40,7 @@ class RecordingSink : public BackupStreamSink {
   }
   void end_archive() override { events.push_back("end"); }
   void manifest_data(std::span<const std::byte> d) override {
-    events.push_back("manifest " +
-                     std::string(reinterpret_cast<const char*>(d.data()), d.size()));
+    events.push_back("manifest " + std::string(reinterpret_cast<const char*>(d.data()), d.size()));
   }
   void progress(uint64_t b) override { events.push_back("progress " + std::to_string(b)); }
 };
@@ -61,10 +60,17 @@ TEST(BackupStream, DecodesAScriptedStream) {
   dec.on_message(msg('d', "}"));
   dec.finish();
   EXPECT_TRUE(dec.saw_manifest());
-  const std::vector<std::string> expected = {
-      "begin base.tar []", "data abc", "data def", "progress 4328719365",
-      "end", "begin 16385.tar [/srv/ts]", "data ts", "progress 7", "end",
-      "manifest {\"PostgreSQL-Backup-Manifest-Version\": 1", "manifest }"};
+  const std::vector<std::string> expected = {"begin base.tar []",
+                                             "data abc",
+                                             "data def",
+                                             "progress 4328719365",
+                                             "end",
+                                             "begin 16385.tar [/srv/ts]",
+                                             "data ts",
+                                             "progress 7",
+                                             "end",
+                                             "manifest {\"PostgreSQL-Backup-Manifest-Version\": 1",
+                                             "manifest }"};
   EXPECT_EQ(sink.events, expected);
   EXPECT_EQ(dec.archives(), (std::vector<std::string>{"base.tar", "16385.tar"}));
 }

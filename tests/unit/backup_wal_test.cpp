@@ -42,7 +42,8 @@ void partial_segment(const Repository& repo, TimelineId tli, uint64_t segno, siz
   std::vector<std::byte> block(Lz4FrameEncoder::max_block_bytes());
   for (size_t pos = 0; pos < bytes; pos += Lz4FrameEncoder::kBlockSize) {
     const size_t n = std::min(Lz4FrameEncoder::kBlockSize, bytes - pos);
-    const size_t w = enc.write_block(as_bytes(std::string_view(content).substr(pos, n)), block.data());
+    const size_t w =
+        enc.write_block(as_bytes(std::string_view(content).substr(pos, n)), block.data());
     frame.append(reinterpret_cast<const char*>(block.data()), w);
   }
   write_file_durable(repo.segment_path(tli, SegmentNo(segno), Compression::lz4, true), frame);
@@ -84,9 +85,9 @@ TEST(BackupWal, PromotionDuringTheBackupCountsBothTimelines) {
   Repository repo = t.repo();
   complete_segment(repo, TimelineId(1), 4);
   complete_segment(repo, TimelineId(2), 5);
-  EXPECT_EQ(first_missing_wal(repo, TimelineId(1), TimelineId(2), Lsn(4 * kSeg + 40),
-                              Lsn(5 * kSeg + 40)),
-            std::nullopt);
+  EXPECT_EQ(
+      first_missing_wal(repo, TimelineId(1), TimelineId(2), Lsn(4 * kSeg + 40), Lsn(5 * kSeg + 40)),
+      std::nullopt);
 }
 
 TEST(BackupWal, AStopRequestEndsTheWait) {

@@ -53,7 +53,10 @@ void add(std::string& tar, TarEntry e, const std::string& content = {}) {
 
 // A hand-made header block, for formats our writer does not produce (GNU 'L', prefix).
 std::string raw_header(const std::string& name, char type, uint64_t size,
-                       const std::string& prefix = {}, const char* magic = "ustar\0" "00") {
+                       const std::string& prefix = {},
+                       const char* magic =
+                           "ustar\0"
+                           "00") {
   std::string h(512, '\0');
   std::memcpy(h.data(), name.data(), std::min<size_t>(name.size(), 100));
   std::snprintf(h.data() + 100, 8, "%07o", 0644);
@@ -71,9 +74,13 @@ std::string raw_header(const std::string& name, char type, uint64_t size,
   return h;
 }
 
-std::string pad(const std::string& s) { return s + std::string(tar_padding_bytes(s.size()), '\0'); }
+std::string pad(const std::string& s) {
+  return s + std::string(tar_padding_bytes(s.size()), '\0');
+}
 
-std::span<const std::byte> bytes(const std::string& s) { return as_bytes(s); }
+std::span<const std::byte> bytes(const std::string& s) {
+  return as_bytes(s);
+}
 
 CollectingSink parse_all(const std::string& tar, size_t chunk = 0) {
   CollectingSink sink;
@@ -264,8 +271,7 @@ class TempDir {
   fs::path path_;
 };
 
-void extract(const std::string& tar, const fs::path& dir,
-             TarExtractor::SymlinkTargetFn fn = {}) {
+void extract(const std::string& tar, const fs::path& dir, TarExtractor::SymlinkTargetFn fn = {}) {
   TarExtractor ex(dir, std::move(fn));
   TarReader reader(ex, "test.tar");
   reader.feed(bytes(tar));
@@ -377,11 +383,10 @@ TEST(Tar, InteroperatesWithGnuTar) {
   add(ours, make("plain", TarEntryType::file, 0600), "ustar");
   ours += tar_end_of_archive();
   write_file_durable(tmp.path() / "ours.tar", ours);
-  const std::string list = "tar -tf " + (tmp.path() / "ours.tar").string() + " > " +
-                           (tmp.path() / "list.txt").string();
+  const std::string list =
+      "tar -tf " + (tmp.path() / "ours.tar").string() + " > " + (tmp.path() / "list.txt").string();
   ASSERT_EQ(std::system(list.c_str()), 0);
-  EXPECT_EQ(read_file(tmp.path() / "list.txt"),
-            "dir/" + std::string(150, 'w') + "\nplain\n");
+  EXPECT_EQ(read_file(tmp.path() / "list.txt"), "dir/" + std::string(150, 'w') + "\nplain\n");
 }
 
 }  // namespace

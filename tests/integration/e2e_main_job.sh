@@ -112,6 +112,7 @@ echo "target time: $TARGET"
 # After the target: bob, more events, a delete, an update, a membership change.
 wv_psql "$PG" "insert into authentik_core_user (uuid, username, name, email, password)
   values (md5('user:bob')::uuid, 'bob', 'Bob Builder', 'bob@example.org', 'x')" >/dev/null
+BOB_XID=$(wv_psql "$PG" "select xmin from authentik_core_user where username = 'bob'")
 wv_psql "$PG" "insert into authentik_events_event (event_uuid, action, app, expires, context)
   select md5('e2e-after:' || i)::uuid, 'e2e-after', 'e2e', now() + interval '1 year',
          jsonb_build_object('i', i, 'pad', repeat(md5(i::text), 20))
@@ -166,6 +167,18 @@ wv_capture "$OUT/dryjson" wv_walvault restore --repo "$REPO" --target-dir "$TARG
 wv_assert_eq 0 "$WV_RC" "restore --dry-run --json exits 0"
 wv_assert_eq "$BACKUP_ID" "$(wv_json '$j->{backup}' <"$OUT/dryjson.out" 2>&1)" "plan (json): the backup"
 wv_assert_eq time "$(wv_json '$j->{target}{kind}' <"$OUT/dryjson.out" 2>&1)" "plan (json): target kind is time"
+wv_assert_eq "$BOB_XID" "$(wv_json '$j->{stop}{record}{xid}' <"$OUT/dryjson.out" 2>&1)" \
+  "plan (json): recovery stops before bob's commit (xid $BOB_XID)"
+SETTING_UTC=$(wv_json '$j->{recovery_settings}{recovery_target_time}' <"$OUT/dryjson.out" 2>&1)
+wv_assert_match '([+-][0-9]{2}(:?[0-9]{2})?|Z|UTC)$' "$SETTING_UTC" "plan (json): recovery_target_time carries an offset ($SETTING_UTC)"
+# The same instant written with another offset plans the same recovery.
+TARGET_IST=$(wv_psql "$PG" "select to_char((timestamptz '$TARGET' at time zone 'UTC') + interval '5 hours 30 minutes',
+  'YYYY-MM-DD\"T\"HH24:MI:SS') || '+05:30'")
+wv_capture "$OUT/dryjson-ist" wv_walvault restore --repo "$REPO" --target-dir "$TARGET_DIR" \
+  --target-time "$TARGET_IST" --target-action promote --dry-run --json
+wv_assert_eq 0 "$WV_RC" "restore --dry-run --json with $TARGET_IST exits 0"
+wv_assert_eq "$SETTING_UTC" "$(wv_json '$j->{recovery_settings}{recovery_target_time}' <"$OUT/dryjson-ist.out" 2>&1)" \
+  "the same instant given as $TARGET_IST yields the same recovery_target_time"
 
 # ---------------------------------------------------------------- restore
 wv_step "walvault restore"
@@ -202,8 +215,8 @@ wv_wait_for -t 180 -m "restored cluster did not leave recovery" promoted
 wv__pass "restored cluster finished recovery and was promoted"
 RLOG=$(wv_pg_logfile "$TARGET_DIR")
 grep -E 'recovery stopping|archive recovery complete|selected new timeline' "$RLOG" | sed 's/^/    /' || true
-wv_assert "recovery stopped at the target (before a commit after it)" \
-  grep -q 'recovery stopping before commit of transaction' "$RLOG"
+wv_assert "recovery stopped at the target: before bob's commit (xid $BOB_XID)" \
+  grep -q "recovery stopping before commit of transaction $BOB_XID," "$RLOG"
 wv_assert_eq "$SYSID" "$(wv_psql "$TARGET_DIR" "select system_identifier from pg_control_system()")" \
   "restored cluster has the source's system identifier"
 wv_assert_eq 2 "$(wv_psql "$TARGET_DIR" "select timeline_id from pg_control_checkpoint()")" \

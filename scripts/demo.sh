@@ -10,12 +10,14 @@
 #              WV_SKIP_BUILD=1 uses build/walvault as it is; TMPDIR picks the temp base.
 # Exit status: 0 when the restored cluster holds what was expected, non-zero otherwise.
 # Everything it starts is stopped and removed on exit, also after a failure or Ctrl-C.
+# SC2317: functions called through wv_wait_for look unreachable to shellcheck.
+# shellcheck disable=SC2317
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FIXTURES=$ROOT/tests/fixtures
 
-# shellcheck source=../tests/integration/lib.sh
+# shellcheck source=tests/integration/lib.sh
 . "$ROOT/tests/integration/lib.sh"
 
 wv_step "1. Dependencies (scripts/install-deps.sh)"
@@ -146,7 +148,7 @@ echo "\$ walvault restore --repo $REPO --target-dir $RESTORED --target-time $TAR
 wv_walvault restore --repo "$REPO" --target-dir "$RESTORED" --target-time "$TARGET" \
   --target-action promote || wv_fail "walvault restore failed"
 echo "restored into $RESTORED:"
-ls "$RESTORED" | tr '\n' ' '
+find "$RESTORED" -mindepth 1 -maxdepth 1 -printf '%f\n' | LC_ALL=C sort | tr '\n' ' '
 echo
 
 wv_step "10. PostgreSQL on the restored directory: recovery to $TARGET"

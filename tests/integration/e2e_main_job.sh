@@ -10,8 +10,12 @@
 #
 # Run: bash tests/integration/e2e_main_job.sh   (WALVAULT=path/to/walvault to override;
 # WV_KEEP_TMP=1 keeps the temp dir). Prints `e2e_main_job: N passed, M failed` last.
+# SC2016: Perl snippets are single-quoted on purpose. SC2317: functions called through
+# wv_wait_for / wv_assert look unreachable to shellcheck.
+# shellcheck disable=SC2016,SC2317
 set -euo pipefail
 
+# shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 FIXTURES=$WV_REPO_ROOT/tests/fixtures
 SEG_BYTES=1048576
@@ -187,7 +191,7 @@ wv_capture "$OUT/restore" wv_walvault restore --repo "$REPO" --target-dir "$TARG
 [[ $WV_RC -eq 0 ]] || show_output "$OUT/restore"
 require "restore exits 0" test "$WV_RC" -eq 0
 wv__pass "restore exits 0"
-echo "target dir holds: $(ls -A "$TARGET_DIR" | tr '\n' ' ')"
+echo "target dir holds: $(find "$TARGET_DIR" -mindepth 1 -maxdepth 1 -printf '%f ' | LC_ALL=C sort)"
 PGOWNER=$(if wv_is_root; then echo "$WV_PG_USER"; else id -un; fi)
 wv_assert_eq "$PGOWNER" "$(stat -c %U "$TARGET_DIR")" "target dir owned by the PostgreSQL user"
 wv_assert_match '^7[05]0$' "$(stat -c %a "$TARGET_DIR")" "target dir mode is 0700 or 0750"
@@ -195,7 +199,7 @@ wv_assert_eq "" "$(find "$TARGET_DIR" ! -user "$PGOWNER" | head -n 5)" "every re
 wv_assert "recovery.signal written" test -f "$TARGET_DIR/recovery.signal"
 wv_assert "no standby.signal" test ! -e "$TARGET_DIR/standby.signal"
 AUTO_CONF=$(cat "$TARGET_DIR/postgresql.auto.conf" "$TARGET_DIR/postgresql.conf" 2>/dev/null | grep -E "^\s*(restore_command|recovery_target)" || true)
-echo "$AUTO_CONF" | sed 's/^/    /'
+printf '    %s\n' "$AUTO_CONF"
 wv_assert_match "restore_command *= *'[^']*wal-get" "$AUTO_CONF" "recovery settings: restore_command uses walvault wal-get"
 wv_assert_match "recovery_target_time *= *'[^']*([+-][0-9]{2}(:?[0-9]{2})?|Z|UTC)'" "$AUTO_CONF" \
   "recovery settings: recovery_target_time carries an offset"

@@ -1,4 +1,7 @@
 # shellcheck shell=bash
+# SC2016: Perl snippets are single-quoted on purpose. SC2034: WV_RC, WV_LAST_BG_PID and
+# friends are set here for the scripts that source this file.
+# shellcheck disable=SC2016,SC2034
 # Shared helpers for walvault's integration tests and scripts/demo.sh.
 #
 # Source it from bash (set -euo pipefail is recommended in the caller):

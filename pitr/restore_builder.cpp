@@ -178,9 +178,11 @@ void make_parent_dirs(const fs::path& dir) {
     missing.push_back(p);
   }
   for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
-    if (::mkdir(it->c_str(), 0755) != 0 && errno != EEXIST) {
+    if (::mkdir(it->c_str(), 0755) != 0) {
+      if (errno == EEXIST) continue;
       throw errno_error("could not create directory \"" + it->string() + "\"", errno);
     }
+    ::chmod(it->c_str(), 0755);  // whatever the umask: the server's user must pass through
   }
 }
 

@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "pitr/restore.h"
 
 namespace walvault::cli {
@@ -130,6 +131,9 @@ int run_restore(const Args& args) {
   const Repository repo = Repository::open(repo_option(vm));
   Catalog catalog(repo);
   const RecoveryPlan plan = plan_restore(catalog, request.target);
+  if (auto w = access_warning(owner, repo.root(), self_executable()); !w.empty()) {
+    log::warning(w);
+  }
 
   if (dry_run) {
     if (json) {

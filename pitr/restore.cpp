@@ -134,7 +134,11 @@ std::string plan_to_text(const RecoveryPlan& plan, const RestoreRequest& request
     out << " " << plan.target.value_text();
   }
   if (!plan.target.inclusive) out << " (exclusive)";
-  out << ", then " << to_string(plan.target.action) << "\n";
+  if (plan.target.kind == TargetKind::latest) {
+    out << " (all archived WAL), then promote\n";
+  } else {
+    out << ", then " << to_string(plan.target.action) << "\n";
+  }
   out << "backup           " << b.id << (b.label.empty() ? "" : " \"" + b.label + "\"")
       << ": timeline " << b.timeline.value << ", starts at " << b.start_lsn.str()
       << ", consistent at " << b.stop_lsn.str() << " (" << format_iso8601_utc(b.stop_time)

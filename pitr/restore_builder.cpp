@@ -169,6 +169,40 @@ void hand_over(const fs::path& data_dir, const RestoreOwner& owner) {
   }
 }
 
+namespace {
+
+// Whether uid/gid may access path with the given permission bits (r=4, x=1), by its mode.
+bool may(const RestoreOwner& who, const fs::path& path, unsigned bits) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return false;
+  if (who.uid == 0) return true;
+  if (st.st_uid == who.uid) return ((st.st_mode >> 6) & bits) == bits;
+  if (st.st_gid == who.gid) return ((st.st_mode >> 3) & bits) == bits;
+  return (st.st_mode & bits) == bits;
+}
+
+}  // namespace
+
+std::string access_warning(const RestoreOwner& owner, const fs::path& repo, const fs::path& exe) {
+  const fs::path abs_repo = fs::absolute(repo).lexically_normal();
+  if (!may(owner, abs_repo, 5) || !may(owner, abs_repo / "walvault.json", 4) ||
+      !may(owner, abs_repo / "wal", 5)) {
+    return "user " + owner.name + " may not be able to read the repository " + abs_repo.string() +
+           ": the restored server runs restore_command (walvault wal-get) as that user";
+  }
+  for (fs::path p = exe.parent_path(); !p.empty() && p != p.root_path(); p = p.parent_path()) {
+    if (!may(owner, p, 1)) {
+      return "user " + owner.name + " may not be able to run " + exe.string() +
+             " (no access to " + p.string() + "): restore_command runs it as that user";
+    }
+  }
+  if (!may(owner, exe, 5)) {
+    return "user " + owner.name + " may not be able to run " + exe.string() +
+           ": restore_command runs it as that user";
+  }
+  return {};
+}
+
 void make_parent_dirs(const fs::path& dir) {
   const fs::path parent = fs::absolute(dir).lexically_normal().parent_path();
   std::vector<fs::path> missing;

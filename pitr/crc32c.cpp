@@ -7,6 +7,8 @@
 namespace walvault {
 namespace {
 
+static_assert(std::endian::native == std::endian::little, "slice-by-8 reads little-endian words");
+
 // Slice-by-8 tables for the reflected polynomial 0x82F63B78.
 struct Tables {
   std::array<std::array<uint32_t, 256>, 8> t{};
@@ -24,11 +26,27 @@ struct Tables {
 
 constexpr Tables kTables;
 
+#if defined(__x86_64__)
+// SSE 4.2's crc32 instruction computes exactly this CRC, several times faster than tables.
+__attribute__((target("sse4.2"))) uint32_t update_sse42(uint32_t crc, const std::byte* p,
+                                                         size_t n) {
+  uint64_t c = crc;
+  while (n >= 8) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    c = __builtin_ia32_crc32di(c, v);
+    p += 8;
+    n -= 8;
+  }
+  uint32_t c32 = uint32_t(c);
+  while (n--) c32 = __builtin_ia32_crc32qi(c32, static_cast<unsigned char>(*p++));
+  return c32;
+}
+#endif
+
 }  // namespace
 
-static_assert(std::endian::native == std::endian::little, "slice-by-8 reads little-endian words");
-
-uint32_t crc32c_update(uint32_t crc, std::span<const std::byte> data) {
+uint32_t crc32c_update_portable(uint32_t crc, std::span<const std::byte> data) {
   const auto& t = kTables.t;
   const std::byte* p = data.data();
   size_t n = data.size();
@@ -44,6 +62,14 @@ uint32_t crc32c_update(uint32_t crc, std::span<const std::byte> data) {
   }
   while (n--) crc = (crc >> 8) ^ t[0][(crc ^ uint32_t(*p++)) & 0xff];
   return crc;
+}
+
+uint32_t crc32c_update(uint32_t crc, std::span<const std::byte> data) {
+#if defined(__x86_64__)
+  static const bool hw = __builtin_cpu_supports("sse4.2");
+  if (hw) return update_sse42(crc, data.data(), data.size());
+#endif
+  return crc32c_update_portable(crc, data);
 }
 
 }  // namespace walvault

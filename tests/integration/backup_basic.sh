@@ -7,6 +7,8 @@
 #      `lz4 -d | tar -x` plus the tablespace gives a directory that pg_verifybackup accepts
 #      against the stored manifest, once without WAL and once parsing the archived WAL from
 #      the start to the stop LSN;
+#   walvault restore --target immediate of the second backup (extract_backup, tablespace moved)
+#      passes pg_verifybackup and starts with the rows the backup saw;
 #   3. failures: no server, a malformed connection string, the repository of another
 #      cluster, an archiver that holds the lock but archives nothing (--wal-timeout-s), and
 #      SIGTERM while waiting, the server ending the connection mid-backup: one
@@ -168,6 +170,31 @@ wv_assert_match "waiting .* for the running archiver|is archived" "$(cat "$OUT/b
 wv_assert_not "it did not stream WAL itself" grep -q "archiving the WAL of the backup" "$OUT/b2.err"
 check_backup "$ID2" "archiver running"
 wv_stop_bg "$ARCHIVER" TERM 30 || true
+
+# ---------------------------------------------------------------- restore through walvault
+# extract_backup as walvault restore uses it: the tablespace goes to a new directory, the
+# result passes pg_verifybackup and starts with the rows the backup saw.
+wv_step "walvault restore --target immediate (extract_backup with a relocated tablespace)"
+RESTORED=$WV_TMP/restored
+TS_RESTORED=$WV_TMP/ts_restored
+wv_capture "$OUT/restore" wv_walvault restore --repo "$REPO" --target-dir "$RESTORED" \
+  --tablespace-dir "$TS_OID=$TS_RESTORED" --target immediate --json
+[[ $WV_RC -eq 0 ]] || show_output "$OUT/restore"
+require "walvault restore exits 0" test "$WV_RC" -eq 0
+RID=$(wv_json '$j->{backup}' <"$OUT/restore.out")
+wv_assert_eq "$ID2" "$RID" "restore picked the newest backup"
+wv_assert_eq "$TS_RESTORED" "$(readlink "$RESTORED/pg_tblspc/$TS_OID")" "pg_tblspc/$TS_OID points at the new tablespace directory"
+wv_assert_eq "" "$(ls "$RESTORED/backup_manifest" 2>/dev/null)" "no backup_manifest copied into the data directory"
+wv_assert "pg_verifybackup accepts the restored directory" \
+  wv_as_pg "$PGBIN/pg_verifybackup" --quiet --no-parse-wal --manifest-path "$REPO/backups/$RID/backup_manifest" \
+  -i recovery.signal -i postgresql.auto.conf "$RESTORED"
+wv_pg_start "$RESTORED"
+wv_pg_wait_ready "$RESTORED"
+wv_assert_eq 250000 "$(wv_psql "$RESTORED" 'select count(*) from big')" \
+  "the restored server has the 250000 rows of the tablespace table"
+wv_assert_eq 3000 "$(wv_psql "$RESTORED" 'select count(*) from authentik_core_user')" \
+  "and the fixture's 3000 users"
+wv_pg_stop "$RESTORED" immediate
 
 # ---------------------------------------------------------------- 3. failures
 count_complete() {

@@ -16,7 +16,9 @@ namespace {
 
 volatile std::sig_atomic_t g_stop = 0;
 
-extern "C" void on_stop_signal(int) { g_stop = 1; }
+extern "C" void on_stop_signal(int) {
+  g_stop = 1;
+}
 
 void install_stop_handlers() {
   struct sigaction sa {};
@@ -32,6 +34,7 @@ void install_stop_handlers() {
 int run_archive(const Args& args) {
   po::options_description desc("archive options");
   add_repo_option(desc);
+  // clang-format off
   desc.add_options()
       ("dbname,d", po::value<std::string>()->default_value(""),
        "libpq connection string or URI (default: PG* environment variables)")
@@ -48,6 +51,7 @@ int run_archive(const Args& args) {
        "interval between status updates to the server")
       ("application-name", po::value<std::string>()->default_value("walvault"),
        "application_name of the replication connection (synchronous_standby_names)");
+  // clang-format on
   po::variables_map vm;
   if (!parse_options("archive",
                      "--repo DIR --dbname CONNSTR [--slot NAME [--create-slot] [--drop-slot]] "

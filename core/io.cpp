@@ -54,7 +54,9 @@ ssize_t PwriteWriter::sys_pwrite(int fd, const void* buf, size_t len, uint64_t o
   return ::pwrite(fd, buf, len, off_t(offset));
 }
 
-int PwriteWriter::sys_fdatasync(int fd) { return ::fdatasync(fd); }
+int PwriteWriter::sys_fdatasync(int fd) {
+  return ::fdatasync(fd);
+}
 
 std::unique_ptr<FileWriter> make_file_writer(IoMode mode) {
   if (mode == IoMode::pwrite) {

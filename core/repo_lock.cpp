@@ -66,8 +66,8 @@ RepoLock RepoLock::acquire(const Repository& repo, std::string_view name, std::s
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK) throw errno_error("could not lock \"" + path.string() + "\"", errno);
     const LockHolder holder = parse_holder(read_holder_text(fd.get()));
-    throw Error(std::string(what) + " is already running on repository \"" +
-                    repo.root().string() + "\" (" + holder.describe() + ")",
+    throw Error(std::string(what) + " is already running on repository \"" + repo.root().string() +
+                    "\" (" + holder.describe() + ")",
                 "only one may run per repository; stop the other one first (its lock is \"" +
                     path.string() + "\")");
   }

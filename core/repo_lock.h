@@ -13,7 +13,7 @@
 namespace walvault {
 
 struct LockHolder {
-  std::string pid;   // as written by the holder; empty when unknown
+  std::string pid;  // as written by the holder; empty when unknown
   std::string host;
   std::string describe() const;  // "pid 1234 on host db1"
 };

@@ -95,8 +95,7 @@ ReplicationConnection ReplicationConnection::connect(const std::string& conninfo
   PgConnPtr conn(PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1));
   if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
     throw ConnectionLost(
-        "could not connect to the server: " + one_line(pg_error_message(conn.get())),
-        kConnectHint);
+        "could not connect to the server: " + one_line(pg_error_message(conn.get())), kConnectHint);
   }
   ReplicationConnection rc(std::move(conn));
   const int major = rc.server_version_num() / 10000;
@@ -148,7 +147,9 @@ uint64_t ReplicationConnection::wal_segment_size() {
   return bytes;
 }
 
-int ReplicationConnection::server_version_num() { return PQserverVersion(conn_.get()); }
+int ReplicationConnection::server_version_num() {
+  return PQserverVersion(conn_.get());
+}
 
 RepoIdentity ReplicationConnection::repo_identity() {
   RepoIdentity id;
@@ -159,8 +160,7 @@ RepoIdentity ReplicationConnection::repo_identity() {
 }
 
 std::string ReplicationConnection::timeline_history(TimelineId tli) {
-  PgResultPtr res =
-      exec("TIMELINE_HISTORY " + std::to_string(tli.value), PGRES_TUPLES_OK);
+  PgResultPtr res = exec("TIMELINE_HISTORY " + std::to_string(tli.value), PGRES_TUPLES_OK);
   if (PQntuples(res.get()) != 1 || PQnfields(res.get()) != 2) {
     throw Error("TIMELINE_HISTORY returned an unexpected result");
   }
@@ -200,8 +200,7 @@ void ReplicationConnection::create_physical_slot(const std::string& slot) {
        PGRES_TUPLES_OK);
 }
 
-void ReplicationConnection::start_streaming(const std::string& slot, Lsn start,
-                                            TimelineId tli) {
+void ReplicationConnection::start_streaming(const std::string& slot, Lsn start, TimelineId tli) {
   std::string cmd = "START_REPLICATION";
   if (!slot.empty()) cmd += " SLOT " + quote_identifier(slot);
   cmd += " PHYSICAL " + start.str() + " TIMELINE " + std::to_string(tli.value);

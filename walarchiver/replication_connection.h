@@ -30,9 +30,9 @@ class ReplicationConnection final : public ReplicationSource {
   ReplicationConnection& operator=(ReplicationConnection&&) noexcept = default;
 
   SystemInfo identify_system() override;
-  uint64_t wal_segment_size();  // SHOW wal_segment_size, parsed ("1MB", "16MB", "1GB")
-  int server_version_num();     // PQserverVersion, e.g. 150018
-  RepoIdentity repo_identity(); // identify_system + segment size + version
+  uint64_t wal_segment_size();   // SHOW wal_segment_size, parsed ("1MB", "16MB", "1GB")
+  int server_version_num();      // PQserverVersion, e.g. 150018
+  RepoIdentity repo_identity();  // identify_system + segment size + version
   std::string timeline_history(TimelineId tli) override;  // TIMELINE_HISTORY content
   std::optional<ReplicationSlotInfo> read_replication_slot(const std::string& slot) override;
   void create_physical_slot(const std::string& slot) override;

@@ -41,9 +41,9 @@ struct StreamMessage {
     copy_done,  // the server ended the stream (end of timeline, or our CopyDone answered)
   };
   Kind kind = Kind::timeout;
-  Lsn data_start;             // xlog_data
-  Lsn wal_end;                // xlog_data, keepalive
-  int64_t server_time_us = 0; // microseconds since 2000-01-01 (PostgreSQL epoch)
+  Lsn data_start;              // xlog_data
+  Lsn wal_end;                 // xlog_data, keepalive
+  int64_t server_time_us = 0;  // microseconds since 2000-01-01 (PostgreSQL epoch)
   bool reply_requested = false;
   std::span<const std::byte> data;  // xlog_data; valid until the next call on the source
 };

@@ -15,7 +15,9 @@ namespace walvault {
 namespace {
 
 // Bytes queued to the writer between two complete() calls: a few lz4 blocks.
-size_t staging_capacity() { return 8 * Lz4FrameEncoder::max_block_bytes(); }
+size_t staging_capacity() {
+  return 8 * Lz4FrameEncoder::max_block_bytes();
+}
 
 Compression other(Compression c) {
   return c == Compression::lz4 ? Compression::none : Compression::lz4;
@@ -57,7 +59,9 @@ SegmentSink::SegmentSink(const Repository& repo, Compression compression, FileWr
   pending_.reserve(Lz4FrameEncoder::kBlockSize);
 }
 
-SegmentSink::~SegmentSink() { close_file(); }
+SegmentSink::~SegmentSink() {
+  close_file();
+}
 
 void SegmentSink::close_file() noexcept {
   // No buffer may be freed (or reused) while the kernel might still read it.
@@ -138,14 +142,13 @@ void SegmentSink::resume_segment(SegmentNo segno, uint64_t content_bytes) {
   if (have_ours && compression_ == Compression::lz4) {
     const std::string frame = read_file(ours);
     auto encoder = std::make_unique<Lz4FrameEncoder>();
-    const Lz4FrameScan scan =
-        scan_lz4_frame(bytes_of(frame), [&](std::span<const std::byte> content) {
-          encoder->account_existing(content);
-        });
+    const Lz4FrameScan scan = scan_lz4_frame(
+        bytes_of(frame),
+        [&](std::span<const std::byte> content) { encoder->account_existing(content); });
     if (scan.header_ok && scan.content_bytes == content_bytes) {
       // Append to the same frame: cut the torn tail (and the end mark of the last flush).
-      const uint64_t keep = scan.complete ? scan.valid_bytes - Lz4FrameEncoder::kEndBytes
-                                          : scan.valid_bytes;
+      const uint64_t keep =
+          scan.complete ? scan.valid_bytes - Lz4FrameEncoder::kEndBytes : scan.valid_bytes;
       fd_ = open_or_throw(ours, O_WRONLY);
       if (::ftruncate(fd_.get(), off_t(keep)) != 0) {
         throw errno_error("could not truncate \"" + ours.string() + "\"", errno);

@@ -86,8 +86,8 @@ class SegmentSink {
   UniqueFd fd_;
   SegmentNo segno_;
   fs::path partial_path_;
-  uint64_t file_end_ = 0;         // where the next block (or the end mark) goes
-  uint64_t content_in_file_ = 0;  // segment bytes in the file (excluding pending_)
+  uint64_t file_end_ = 0;          // where the next block (or the end mark) goes
+  uint64_t content_in_file_ = 0;   // segment bytes in the file (excluding pending_)
   bool dir_entry_synced_ = false;  // the file's directory entry is durable
   std::unique_ptr<Lz4FrameEncoder> encoder_;
 

@@ -1,8 +1,8 @@
 #include "walarchiver/start_position.h"
 
 #include "core/log.h"
-#include "core/wal_inventory.h"
 #include "core/timeline_history.h"
+#include "core/wal_inventory.h"
 
 namespace walvault {
 
@@ -28,9 +28,9 @@ StartPoint find_start_point(const Repository& repo, ReplicationSource& source,
     // while nothing was archiving): finish that timeline, or go on with its child.
     const TimelineHistory history(
         server.timeline,
-        parse_timeline_history(source.timeline_history(server.timeline), server.timeline,
-                               "the server's history of timeline " +
-                                   std::to_string(server.timeline.value)));
+        parse_timeline_history(
+            source.timeline_history(server.timeline), server.timeline,
+            "the server's history of timeline " + std::to_string(server.timeline.value)));
     const auto& spans = history.spans();
     for (size_t i = 0; i + 1 < spans.size(); ++i) {
       if (spans[i].timeline != end->timeline || !spans[i].end) continue;

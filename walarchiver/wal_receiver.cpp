@@ -62,9 +62,9 @@ StreamResult WalReceiver::stream_timelines(TimelineId tli, Lsn start) {
     if (end != CopyEnd::server_done) {
       end_stream_ourselves();
       sink_.finish();
-      return {end == CopyEnd::endpos_reached ? StreamStop::endpos_reached
-                                             : StreamStop::stop_requested,
-              tli, sink_.durable_lsn()};
+      return {
+          end == CopyEnd::endpos_reached ? StreamStop::endpos_reached : StreamStop::stop_requested,
+          tli, sink_.durable_lsn()};
     }
     // The server ended the stream: at the end of the timeline it names the next one.
     const StreamEnd server_end = source_.finish_streaming();
@@ -79,9 +79,8 @@ StreamResult WalReceiver::stream_timelines(TimelineId tli, Lsn start) {
     const TimelineId next = *server_end.next_timeline;
     if (next <= tli || server_end.next_timeline_start > stopped_at) {
       throw Error("the server ended timeline " + std::to_string(tli.value) + " at " +
-                  stopped_at.str() + " but reported next timeline " +
-                  std::to_string(next.value) + " to begin at " +
-                  server_end.next_timeline_start.str());
+                  stopped_at.str() + " but reported next timeline " + std::to_string(next.value) +
+                  " to begin at " + server_end.next_timeline_start.str());
     }
     log::info("timeline " + std::to_string(tli.value) + " ended at " +
               server_end.next_timeline_start.str() + "; following timeline " +

@@ -244,9 +244,9 @@ TEST(SegmentSink, ConvertsAPartialOfTheOtherCompression) {
   EXPECT_FALSE(fs::exists(repo.segment_path(tli, SegmentNo(2), Compression::none, true)));
   feed(sink, start + 400'000, std::span(wal).subspan(400'000));
   sink.finish();
-  EXPECT_EQ(content_of(repo.segment_path(tli, SegmentNo(2), Compression::lz4, false),
-                       Compression::lz4),
-            as_string(std::span(wal).first(kTestSegmentSize)));
+  EXPECT_EQ(
+      content_of(repo.segment_path(tli, SegmentNo(2), Compression::lz4, false), Compression::lz4),
+      as_string(std::span(wal).first(kTestSegmentSize)));
 }
 
 TEST(SegmentSink, ResumeInsideASegmentWithoutAPartialIsAnError) {

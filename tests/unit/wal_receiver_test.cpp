@@ -174,13 +174,13 @@ TEST_F(WalReceiverTest, StopsAtEndposWithEverythingDurableAndReported) {
   }
   // Two complete segments, the third stays .partial with exactly the durable bytes.
   for (uint64_t i = 0; i < 2; ++i) {
-    EXPECT_EQ(content_of(repo_.segment_path(TimelineId(1), SegmentNo(4 + i), Compression::lz4,
-                                            false)),
-              slice(wal_, i * kTestSegmentSize, kTestSegmentSize));
+    EXPECT_EQ(
+        content_of(repo_.segment_path(TimelineId(1), SegmentNo(4 + i), Compression::lz4, false)),
+        slice(wal_, i * kTestSegmentSize, kTestSegmentSize));
   }
   const fs::path partial = repo_.segment_path(TimelineId(1), SegmentNo(6), Compression::lz4, true);
-  EXPECT_EQ(content_of(partial), slice(wal_, 2 * kTestSegmentSize, result.durable - base_ -
-                                                                       2 * kTestSegmentSize));
+  EXPECT_EQ(content_of(partial),
+            slice(wal_, 2 * kTestSegmentSize, result.durable - base_ - 2 * kTestSegmentSize));
 }
 
 TEST_F(WalReceiverTest, AnswersAKeepaliveAskingForAReplyWithTheDurablePosition) {
@@ -262,7 +262,8 @@ TEST_F(WalReceiverTest, FollowsATimelineSwitchAndArchivesTheHistoryFile) {
   EXPECT_TRUE(fs::exists(repo_.segment_path(TimelineId(1), SegmentNo(4), Compression::lz4, false)));
   EXPECT_EQ(content_of(repo_.segment_path(TimelineId(1), SegmentNo(5), Compression::lz4, true)),
             slice(wal_, kTestSegmentSize, 400'000));
-  EXPECT_FALSE(fs::exists(repo_.segment_path(TimelineId(1), SegmentNo(5), Compression::lz4, false)));
+  EXPECT_FALSE(
+      fs::exists(repo_.segment_path(TimelineId(1), SegmentNo(5), Compression::lz4, false)));
   // Timeline 2: segments 5 and 6 complete.
   EXPECT_EQ(content_of(repo_.segment_path(TimelineId(2), SegmentNo(5), Compression::lz4, false)),
             slice(wal_, kTestSegmentSize, kTestSegmentSize));
@@ -338,14 +339,14 @@ TEST_F(WalReceiverTest, StartPointOnAnAncestorTimeline) {
   }
   source.server.timeline = TimelineId(3);
   // Timeline 1 ended after what the archive holds: finish timeline 1 first.
-  source.histories[3] = "1\t" + (base_ + 500'000).str() + "\tx\n2\t" +
-                        (base_ + 2 * kTestSegmentSize).str() + "\ty\n";
+  source.histories[3] =
+      "1\t" + (base_ + 500'000).str() + "\tx\n2\t" + (base_ + 2 * kTestSegmentSize).str() + "\ty\n";
   StartPoint p = find_start_point(repo_, source, source.server, "");
   EXPECT_EQ(p.timeline, TimelineId(1));
   EXPECT_EQ(p.lsn, base_ + 300'000);
   // Timeline 1 ended exactly where the archive ends: timeline 2 from that segment's start.
-  source.histories[3] = "1\t" + (base_ + 300'000).str() + "\tx\n2\t" +
-                        (base_ + 2 * kTestSegmentSize).str() + "\ty\n";
+  source.histories[3] =
+      "1\t" + (base_ + 300'000).str() + "\tx\n2\t" + (base_ + 2 * kTestSegmentSize).str() + "\ty\n";
   p = find_start_point(repo_, source, source.server, "");
   EXPECT_EQ(p.timeline, TimelineId(2));
   EXPECT_EQ(p.lsn, base_);

@@ -2,7 +2,10 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
+#include <csignal>
+#include <cstdio>
 #include <cerrno>
 #include <cstring>
 
@@ -217,6 +220,46 @@ TEST_P(SegmentSinkTest, WritesOutOfOrderAreRefused) {
   sink.write(start, wal);
   EXPECT_THROW(sink.write(start + 999, wal), Error);
   EXPECT_THROW(sink.write(start + 1001, wal), Error);
+}
+
+// A real kernel short write on both backends: with RLIMIT_FSIZE the write that crosses the
+// limit is cut short, the resubmitted rest fails with EFBIG. Runs in a child process (the
+// limit is per process) through a death test; exits 0 when the error came, and came after
+// every byte below the limit was written.
+constexpr uint64_t kFileSizeLimit = 300'001;
+
+[[noreturn]] void write_past_file_size_limit(const Repository& repo, Backend backend,
+                                             Compression compression) {
+  ::signal(SIGXFSZ, SIG_IGN);
+  rlimit limit{kFileSizeLimit, kFileSizeLimit};
+  ::setrlimit(RLIMIT_FSIZE, &limit);
+  std::string why;
+  std::unique_ptr<FileWriter> writer;
+  if (backend == Backend::uring) {
+    writer = make_uring_writer(&why);
+  } else {
+    writer = std::make_unique<PwriteWriter>();
+  }
+  const Lsn start = segment_start(SegmentNo(1), kTestSegmentSize);
+  const auto wal = wal_like_bytes(kTestSegmentSize, 8);
+  try {
+    SegmentSink sink(repo, compression, *writer);
+    sink.open(TimelineId(1), start);
+    feed(sink, start, wal, 1 << 20);
+    sink.flush();
+  } catch (const Error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    const fs::path partial = repo.segment_path(TimelineId(1), SegmentNo(1), compression, true);
+    ::_exit(fs::file_size(partial) == kFileSizeLimit ? 0 : 2);
+  }
+  ::_exit(1);
+}
+
+TEST_P(SegmentSinkTest, AShortWriteFromTheKernelIsResubmittedAndItsErrorReported) {
+  Repository repo = testing::make_test_repo(tmp_.path());
+  writer_.reset();  // the child makes its own
+  EXPECT_EXIT(write_past_file_size_limit(repo, GetParam().backend, GetParam().compression),
+              ::testing::ExitedWithCode(0), "could not write to .*: File too large");
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SegmentSinkTest,

@@ -125,10 +125,10 @@ WalReceiver::CopyEnd WalReceiver::copy_loop() {
         if (options_.synchronous && sink_.durable_lsn() > reported_flush_) send_status(false);
         break;
       case StreamMessage::Kind::keepalive:
-        if (message.reply_requested) {
-          if (options_.synchronous && unflushed) sink_.flush();
-          send_status(false);
-        }
+        // The server asks when it needs an answer (wal_sender_timeout, or at shutdown, where
+        // it waits until the flush position reaches what it sent and asks again at once):
+        // make what arrived durable, so that the answer moves the flush position.
+        if (message.reply_requested) flush_and_report();
         break;
       case StreamMessage::Kind::timeout:
         // The stream is idle: a synchronous standby makes everything durable and says so.

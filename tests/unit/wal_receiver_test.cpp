@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <functional>
 #include <map>
 
 #include "archiver_test_util.h"
@@ -94,6 +95,7 @@ class ScriptedSource final : public ReplicationSource {
   }
   void send_status(Lsn write, Lsn flush, Lsn, bool reply) override {
     statuses.push_back({write, flush, reply, handed_out});
+    if (on_status) on_status(flush);
   }
   void end_copy() override { ended_by_client = true; }
   StreamEnd finish_streaming() override {
@@ -113,6 +115,7 @@ class ScriptedSource final : public ReplicationSource {
   std::deque<StreamEnd> timeline_ends;  // answers to finish_streaming after a server CopyDone
   std::vector<std::pair<Lsn, TimelineId>> starts;
   std::vector<Status> statuses;
+  std::function<void(Lsn)> on_status;
   size_t handed_out = 0;
   bool ended_by_client = false;
   int finished = 0;
@@ -183,32 +186,53 @@ TEST_F(WalReceiverTest, StopsAtEndposWithEverythingDurableAndReported) {
             slice(wal_, 2 * kTestSegmentSize, result.durable - base_ - 2 * kTestSegmentSize));
 }
 
-TEST_F(WalReceiverTest, AnswersAKeepaliveAskingForAReplyWithTheDurablePosition) {
+TEST_F(WalReceiverTest, AnswersAKeepaliveAskingForAReplyAfterMakingWhatArrivedDurable) {
   ScriptedSource source(wal_, base_);
   const Lsn mid = base_ + 300'000;
   source.add_data(base_, mid);
-  source.add_keepalive(mid, /*reply=*/true);
   source.add_keepalive(mid, /*reply=*/false);
+  source.add_keepalive(mid, /*reply=*/true);
   source.add_data(mid, base_ + kTestSegmentSize + 10);
   source.add_keepalive(base_ + kTestSegmentSize + 10, /*reply=*/true);
   SegmentSink sink(repo_, Compression::lz4, writer_);
   StreamOptions options;
-  options.endpos = base_ + kTestSegmentSize + 10;
-  options.status_interval_ms = 3'600'000;  // no timer-driven status in this test
+  options.endpos = base_ + kTestSegmentSize + 20;  // not reached: the script ends first
+  options.status_interval_ms = 3'600'000;          // no timer-driven status in this test
   WalReceiver receiver(source, repo_, sink, options);
-  receiver.stream(TimelineId(1), base_);
+  EXPECT_THROW(receiver.stream(TimelineId(1), base_), ConnectionLost);
 
-  // Initial status, the reply to the first keepalive (none for the second), and the final
-  // one at endpos. The reply says what was received (write) and only what is durable
-  // (flush): nothing yet, the archiver is not synchronous.
+  // Initial status, no answer to the keepalive that does not ask, then an answer to each
+  // one that asks: it comes at once and reports what arrived as flushed, because it was
+  // made durable first (a server shutting down waits for exactly that).
   ASSERT_EQ(source.statuses.size(), 3u);
   EXPECT_EQ(source.statuses[0].after_messages, 0u);
   EXPECT_EQ(source.statuses[0].flush, base_);
   const size_t data_messages = (300'000 + 59'999) / 60'000;
-  EXPECT_EQ(source.statuses[1].after_messages, data_messages + 1);
+  EXPECT_EQ(source.statuses[1].after_messages, data_messages + 2);
   EXPECT_EQ(source.statuses[1].write, mid);
-  EXPECT_EQ(source.statuses[1].flush, base_);
+  EXPECT_EQ(source.statuses[1].flush, mid);
+  EXPECT_EQ(source.statuses[2].write, base_ + kTestSegmentSize + 10);
   EXPECT_EQ(source.statuses[2].flush, base_ + kTestSegmentSize + 10);
+}
+
+TEST_F(WalReceiverTest, StatusUpdatesOnlyEverReportWhatIsDurable) {
+  // With a short status interval and a stream of messages, every flush position reported
+  // must have been durable when it was sent: the fake checks it against the repository.
+  ScriptedSource source(wal_, base_);
+  source.add_data(base_, base_ + 2 * kTestSegmentSize + 5000, 20'000);
+  SegmentSink sink(repo_, Compression::lz4, writer_);
+  StreamOptions options;
+  options.status_interval_ms = 1;
+  options.endpos = base_ + 2 * kTestSegmentSize + 5000;
+  source.on_status = [&](Lsn flush) {
+    const TimelineWal inv = scan_timeline_wal(repo_, TimelineId(1));
+    const Lsn archived = inv.ranges.empty() ? base_ : inv.ranges.back().end;
+    EXPECT_LE(flush, archived) << "reported " << flush.str() << " with only " << archived.str()
+                               << " on disk";
+  };
+  WalReceiver receiver(source, repo_, sink, options);
+  receiver.stream(TimelineId(1), base_);
+  EXPECT_GT(source.statuses.size(), 3u);
 }
 
 TEST_F(WalReceiverTest, SynchronousModeFlushesWhenIdleAndBeforeAReply) {

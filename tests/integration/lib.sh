@@ -45,9 +45,14 @@ wv_log() { printf '%s\n' "$*" >&2; }
 # A header that stands out in the demo and test output.
 wv_step() { printf '\n==> %s\n' "$*"; }
 
-# Prints MSG to stderr and exits 1 (the EXIT trap then cleans up).
+# Prints MSG to stderr and exits 1 (the EXIT trap then cleans up). Inside a subshell (a
+# check polled by wv_wait_for, say) it also leaves a note so that the main shell stops
+# at once instead of polling on.
 wv_fail() {
   printf 'FAIL: %s\n' "$*" >&2
+  if [[ $BASHPID != "$$" && -n $WV_TMP && -d $WV_TMP/.wv ]]; then
+    printf '%s\n' "$*" >"$WV_TMP/.wv/subshell-failure"
+  fi
   exit 1
 }
 
@@ -117,9 +122,6 @@ wv_init_tmp() {
   trap 'wv__on_signal 143' TERM
   if wv_is_root && ! runuser -u "$WV_PG_USER" -- test -w "$WV_TMP"; then
     wv_fail "user $WV_PG_USER cannot write $WV_TMP (TMPDIR=$base); set TMPDIR to a directory it can reach"
-  fi
-  if wv_is_root && [[ -e $WALVAULT ]] && ! runuser -u "$WV_PG_USER" -- test -x "$WALVAULT"; then
-    wv_log "warning: user $WV_PG_USER cannot execute $WALVAULT"
   fi
 }
 
@@ -285,6 +287,13 @@ wv_wait_for() {
   while true; do
     if out=$("$@" 2>&1); then
       return 0
+    fi
+    if [[ -n $WV_TMP && -f $WV_TMP/.wv/subshell-failure ]]; then
+      [[ -n $out ]] && wv_log "$out"
+      local why
+      why=$(<"$WV_TMP/.wv/subshell-failure")
+      rm -f "$WV_TMP/.wv/subshell-failure"
+      wv_fail "$why"
     fi
     if ((SECONDS >= deadline)); then
       wv_log "timed out after ${timeout}s waiting for: $*"

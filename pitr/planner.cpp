@@ -316,6 +316,7 @@ RecoveryPlan plan_recovery(const RepoState& repo, WalView& wal, const RecoveryTa
                                 " is not in the repository",
                             "walvault info lists the timelines it holds");
   }
+  std::optional<Lsn> beyond_end;
   for (const BackupInfo* b : candidates) {
     if (!repo.identity.system_identifier.empty() && !b->system_identifier.empty() &&
         b->system_identifier != repo.identity.system_identifier) {
@@ -329,8 +330,17 @@ RecoveryPlan plan_recovery(const RepoState& repo, WalView& wal, const RecoveryTa
       rejections.push_back({Outcome::inconsistent, b, reach});
       continue;
     }
+    // A time target that the WAL after a newer backup does not reach is not reached from an
+    // older one either: commits before the newer backup began are older than it, so no
+    // earlier record can be the stop record. Skip the rescan of the same WAL.
+    if (target.kind == TargetKind::time && beyond_end && reach.end <= *beyond_end &&
+        target.time >= b->start_time) {
+      rejections.push_back({Outcome::beyond, b, reach});
+      continue;
+    }
     Outcome why = Outcome::beyond;
     auto found = stop_for(target, *b, reach, path, wal, why);
+    if (!found && why == Outcome::beyond) beyond_end = reach.end;
     if (!found) {
       rejections.push_back({why, b, reach});
       continue;

@@ -47,6 +47,7 @@ class FakeWal : public WalView {
   }
   void scan_events(const TimelineHistory& path, Lsn from, Lsn until,
                    const WalEventVisitor& visit) override {
+    ++scan_calls;
     for (const auto& [tli, e] : sorted()) {
       if (e.lsn < from || e.end_lsn > until) continue;
       if (path.timeline_of(e.lsn) != tli) continue;  // written on another branch
@@ -63,6 +64,7 @@ class FakeWal : public WalView {
     return last;
   }
   int reach_calls = 0;
+  int scan_calls = 0;
 
  private:
   std::vector<std::pair<TimelineId, WalEvent>> sorted() const {
@@ -193,6 +195,15 @@ TEST_F(OneTimeline, RefusesATargetAfterTheLastArchivedCommit) {
   EXPECT_NE(msg.find("to 2026-12-03T13:00:00+00:00"), std::string::npos) << msg;
   EXPECT_NE(msg.find("archived up to 0/9000000"), std::string::npos) << msg;
   EXPECT_EQ(msg.find('\n'), std::string::npos) << "one line";
+}
+
+TEST_F(OneTimeline, ATimeBeyondTheWalIsSearchedOnce) {
+  // Both backups began before the target; the WAL after the newer one holds no later
+  // commit, so the older one is not searched again.
+  wal.scan_calls = 0;
+  EXPECT_EQ(refusal(time_target("2026-12-03 14:00:00Z")).first, ExitCode::unreachable);
+  // One search for the plan, one for the window in the message (shared by both backups).
+  EXPECT_EQ(wal.scan_calls, 2);
 }
 
 TEST_F(OneTimeline, TheLastCommitItselfNeedsALaterOne) {

@@ -39,7 +39,8 @@ BENCHMARK(BM_Crc32cPortable);
 
 std::vector<std::byte> decoded_segment() {
   std::vector<std::byte> out;
-  decode_lz4_file(kSegment, [&](std::span<const std::byte> d) { out.insert(out.end(), d.begin(), d.end()); });
+  decode_lz4_file(kSegment,
+                  [&](std::span<const std::byte> d) { out.insert(out.end(), d.begin(), d.end()); });
   return out;
 }
 

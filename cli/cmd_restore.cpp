@@ -25,7 +25,8 @@ RecoveryTarget target_from(const po::variables_map& vm) {
     const std::string text = vm["target-lsn"].as<std::string>();
     auto lsn = Lsn::parse(text);
     if (!lsn || !lsn->valid()) {
-      throw usage_error("invalid --target-lsn \"" + text + "\"", "write an LSN as PostgreSQL does, e.g. 0/5D000C90");
+      throw usage_error("invalid --target-lsn \"" + text + "\"",
+                        "write an LSN as PostgreSQL does, e.g. 0/5D000C90");
     }
     t.lsn = *lsn;
   }
@@ -35,7 +36,8 @@ RecoveryTarget target_from(const po::variables_map& vm) {
     const std::string text = vm["target-xid"].as<std::string>();
     auto xid = text.starts_with("0x") ? std::nullopt : parse_u32(text);
     if (!xid || *xid < 3) {
-      throw usage_error("invalid --target-xid \"" + text + "\"", "give a transaction ID (a decimal number)");
+      throw usage_error("invalid --target-xid \"" + text + "\"",
+                        "give a transaction ID (a decimal number)");
     }
     t.xid = *xid;
   }
@@ -55,25 +57,32 @@ RecoveryTarget target_from(const po::variables_map& vm) {
     } else if (text == "latest") {
       t.kind = TargetKind::latest;
     } else {
-      throw usage_error("invalid --target \"" + text + "\"", "use --target immediate or --target latest");
+      throw usage_error("invalid --target \"" + text + "\"",
+                        "use --target immediate or --target latest");
     }
   }
   if (given > 1) {
-    throw usage_error("more than one recovery target given",
-                      "choose one of --target-time, --target-lsn, --target-xid, --target-name, --target");
+    throw usage_error(
+        "more than one recovery target given",
+        "choose one of --target-time, --target-lsn, --target-xid, --target-name, --target");
   }
   t.inclusive = !vm["target-exclusive"].as<bool>();
   if (!t.inclusive && t.kind != TargetKind::time && t.kind != TargetKind::lsn &&
       t.kind != TargetKind::xid) {
-    throw usage_error("--target-exclusive applies to --target-time, --target-lsn and --target-xid only");
+    throw usage_error(
+        "--target-exclusive applies to --target-time, --target-lsn and --target-xid only");
   }
   const std::string action = vm["target-action"].as<std::string>();
   auto a = parse_target_action(action);
-  if (!a) throw usage_error("invalid --target-action \"" + action + "\"", "use promote, pause or shutdown");
+  if (!a)
+    throw usage_error("invalid --target-action \"" + action + "\"",
+                      "use promote, pause or shutdown");
   t.action = *a;
   const std::string tl = vm["target-timeline"].as<std::string>();
   auto choice = parse_timeline_choice(tl);
-  if (!choice) throw usage_error("invalid --target-timeline \"" + tl + "\"", "use latest, current or a timeline number");
+  if (!choice)
+    throw usage_error("invalid --target-timeline \"" + tl + "\"",
+                      "use latest, current or a timeline number");
   t.timeline = *choice;
   return t;
 }
@@ -97,20 +106,25 @@ std::map<uint32_t, fs::path> tablespace_dirs_from(const po::variables_map& vm) {
 int run_restore(const Args& args) {
   po::options_description desc("options");
   add_repo_option(desc);
-  desc.add_options()
-      ("target-dir", po::value<std::string>()->required(), "where to build the data directory (absent or empty)")
-      ("target-time", po::value<std::string>(), "recover to this time (a zone is optional; without one, local time)")
-      ("target-lsn", po::value<std::string>(), "recover to this LSN")
-      ("target-xid", po::value<std::string>(), "recover to the end of this transaction")
-      ("target-name", po::value<std::string>(), "recover to this restore point")
-      ("target", po::value<std::string>(), "immediate (as soon as consistent) or latest (all WAL, the default)")
-      ("target-exclusive", po::bool_switch()->default_value(false), "stop just before the target")
-      ("target-timeline", po::value<std::string>()->default_value("latest"), "latest, current or a number")
-      ("target-action", po::value<std::string>()->default_value("pause"), "at the target: promote, pause or shutdown")
-      ("owner", po::value<std::string>(), "OS user that will run PostgreSQL (default: you, or postgres for root)")
-      ("tablespace-dir", po::value<std::vector<std::string>>(), "OID=PATH: restore a tablespace there")
-      ("dry-run", "print the plan, write nothing")
-      ("json", "print the plan as JSON");
+  desc.add_options()("target-dir", po::value<std::string>()->required(),
+                     "where to build the data directory (absent or empty)")(
+      "target-time", po::value<std::string>(),
+      "recover to this time (a zone is optional; without one, local time)")(
+      "target-lsn", po::value<std::string>(), "recover to this LSN")(
+      "target-xid", po::value<std::string>(), "recover to the end of this transaction")(
+      "target-name", po::value<std::string>(), "recover to this restore point")(
+      "target", po::value<std::string>(),
+      "immediate (as soon as consistent) or latest (all WAL, the default)")(
+      "target-exclusive", po::bool_switch()->default_value(false), "stop just before the target")(
+      "target-timeline", po::value<std::string>()->default_value("latest"),
+      "latest, current or a number")("target-action",
+                                     po::value<std::string>()->default_value("pause"),
+                                     "at the target: promote, pause or shutdown")(
+      "owner", po::value<std::string>(),
+      "OS user that will run PostgreSQL (default: you, or postgres for root)")(
+      "tablespace-dir", po::value<std::vector<std::string>>(),
+      "OID=PATH: restore a tablespace there")("dry-run", "print the plan, write nothing")(
+      "json", "print the plan as JSON");
   po::variables_map vm;
   if (!parse_options("restore",
                      "--repo DIR --target-dir DIR [--target-time TS | --target-lsn LSN | "
@@ -139,7 +153,8 @@ int run_restore(const Args& args) {
     if (json) {
       std::cout << plan_to_json(plan, request, owner).dump(2) << "\n";
     } else {
-      std::cout << "restore plan (dry run: nothing written)\n" << plan_to_text(plan, request, owner);
+      std::cout << "restore plan (dry run: nothing written)\n"
+                << plan_to_text(plan, request, owner);
     }
     return 0;
   }

@@ -45,10 +45,12 @@ void write_dest(const fs::path& dest, std::span<const std::byte> data) {
   {
     UniqueFd fd = open_or_throw(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     write_all(fd.get(), data, tmp);
-    if (::close(fd.release()) != 0) throw errno_error("could not write \"" + tmp.string() + "\"", errno);
+    if (::close(fd.release()) != 0)
+      throw errno_error("could not write \"" + tmp.string() + "\"", errno);
   }
   if (::rename(tmp.c_str(), dest.c_str()) != 0) {
-    throw errno_error("could not rename \"" + tmp.string() + "\" to \"" + dest.string() + "\"", errno);
+    throw errno_error("could not rename \"" + tmp.string() + "\" to \"" + dest.string() + "\"",
+                      errno);
   }
   remove.armed = false;
 }

@@ -1,6 +1,5 @@
 #include "core/timeline_history.h"
 
-
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/repository.h"
@@ -65,7 +64,9 @@ std::vector<TimelineSwitch> parse_timeline_history(std::string_view text, Timeli
   return out;
 }
 
-TimelineHistory::TimelineHistory(TimelineId tli) { spans_.push_back({tli, Lsn(0), std::nullopt}); }
+TimelineHistory::TimelineHistory(TimelineId tli) {
+  spans_.push_back({tli, Lsn(0), std::nullopt});
+}
 
 TimelineHistory::TimelineHistory(TimelineId tli, const std::vector<TimelineSwitch>& switches) {
   Lsn begin(0);
@@ -76,7 +77,9 @@ TimelineHistory::TimelineHistory(TimelineId tli, const std::vector<TimelineSwitc
   spans_.push_back({tli, begin, std::nullopt});
 }
 
-bool TimelineHistory::contains(TimelineId tli) const { return span_of(tli).has_value(); }
+bool TimelineHistory::contains(TimelineId tli) const {
+  return span_of(tli).has_value();
+}
 
 std::optional<TimelineSpan> TimelineHistory::span_of(TimelineId tli) const {
   for (const auto& s : spans_) {
@@ -93,7 +96,8 @@ TimelineId TimelineHistory::timeline_of(Lsn lsn) const {
   return target();
 }
 
-TimelineId TimelineHistory::timeline_of_segment(SegmentNo segno, uint64_t segment_size_bytes) const {
+TimelineId TimelineHistory::timeline_of_segment(SegmentNo segno,
+                                                uint64_t segment_size_bytes) const {
   for (auto it = spans_.rbegin(); it != spans_.rend(); ++it) {
     if (segment_of(it->begin, segment_size_bytes) <= segno) return it->timeline;
   }

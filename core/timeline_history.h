@@ -34,8 +34,8 @@ std::vector<TimelineSwitch> parse_timeline_history(std::string_view text, Timeli
 // [begin, end); end is nullopt for the target timeline itself (open-ended).
 struct TimelineSpan {
   TimelineId timeline;
-  Lsn begin;                // Lsn(0) for the first timeline
-  std::optional<Lsn> end;   // the switch point where the next timeline begins
+  Lsn begin;               // Lsn(0) for the first timeline
+  std::optional<Lsn> end;  // the switch point where the next timeline begins
   friend bool operator==(const TimelineSpan&, const TimelineSpan&) = default;
 };
 

@@ -28,7 +28,9 @@ std::string human_bytes(uint64_t n) {
   return buf;
 }
 
-Json lsn_or_null(const std::optional<Lsn>& l) { return l ? Json(l->str()) : Json(nullptr); }
+Json lsn_or_null(const std::optional<Lsn>& l) {
+  return l ? Json(l->str()) : Json(nullptr);
+}
 Json time_or_null(const std::optional<Timestamp>& t) {
   return t ? Json(format_iso8601_utc(*t)) : Json(nullptr);
 }
@@ -137,8 +139,8 @@ Catalog::Catalog(const Repository& repo) : repo_(repo) {
     }
     timelines_.push_back(std::move(t));
   }
-  gaps_ = find_gaps(wal_->ranges(), state_.history_of(state_.latest_timeline()),
-                    repo.segment_size());
+  gaps_ =
+      find_gaps(wal_->ranges(), state_.history_of(state_.latest_timeline()), repo.segment_size());
 }
 
 const RecoverableWindow& Catalog::window() {
@@ -171,9 +173,9 @@ Json Catalog::to_json() {
     for (const auto& r : t.ranges) {
       jt["ranges"].push_back({{"start_lsn", r.start.str()}, {"end_lsn", r.end.str()}});
     }
-    jt["partial"] = t.partial ? Json{{"file", t.partial->path.filename().string()},
-                                     {"bytes", t.partial_bytes}}
-                              : Json(nullptr);
+    jt["partial"] =
+        t.partial ? Json{{"file", t.partial->path.filename().string()}, {"bytes", t.partial_bytes}}
+                  : Json(nullptr);
     j["timelines"].push_back(std::move(jt));
   }
   j["gaps"] = Json::array();
@@ -245,14 +247,16 @@ std::string Catalog::to_text() {
     out << "  none\n";
   } else {
     Table t({"TLI", "MISSING FROM", "TO"});
-    for (const auto& g : gaps_) t.add({std::to_string(g.timeline.value), g.start.str(), g.end.str()});
+    for (const auto& g : gaps_)
+      t.add({std::to_string(g.timeline.value), g.start.str(), g.end.str()});
     out << t.str();
   }
   out << "\nbackups\n";
   if (state_.backups.empty()) {
     out << "  none\n";
   } else {
-    Table t({"ID", "STATUS", "TLI", "START LSN", "STOP LSN", "STOP TIME", "SIZE", "STORED", "LABEL"});
+    Table t(
+        {"ID", "STATUS", "TLI", "START LSN", "STOP LSN", "STOP TIME", "SIZE", "STORED", "LABEL"});
     for (const auto& b : state_.backups) {
       t.add({b.id, std::string(to_string(b.status)), std::to_string(b.timeline.value),
              b.start_lsn.str(), b.stop_lsn.str(), format_iso8601_utc(b.stop_time),

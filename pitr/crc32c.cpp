@@ -29,7 +29,7 @@ constexpr Tables kTables;
 #if defined(__x86_64__)
 // SSE 4.2's crc32 instruction computes exactly this CRC, several times faster than tables.
 __attribute__((target("sse4.2"))) uint32_t update_sse42(uint32_t crc, const std::byte* p,
-                                                         size_t n) {
+                                                        size_t n) {
   uint64_t c = crc;
   while (n >= 8) {
     uint64_t v;

@@ -12,7 +12,11 @@ namespace walvault {
 uint32_t crc32c_update(uint32_t crc, std::span<const std::byte> data);
 // The table-driven version, for any CPU (and to test the other against).
 uint32_t crc32c_update_portable(uint32_t crc, std::span<const std::byte> data);
-constexpr uint32_t crc32c_init() { return 0xFFFFFFFFu; }
-constexpr uint32_t crc32c_finish(uint32_t crc) { return crc ^ 0xFFFFFFFFu; }
+constexpr uint32_t crc32c_init() {
+  return 0xFFFFFFFFu;
+}
+constexpr uint32_t crc32c_finish(uint32_t crc) {
+  return crc ^ 0xFFFFFFFFu;
+}
 
 }  // namespace walvault

@@ -21,13 +21,16 @@ namespace {
 
 std::string what_record(const WalEvent& e) {
   switch (e.kind) {
-    case WalEventKind::commit: return "commit of transaction " + std::to_string(e.xid);
-    case WalEventKind::abort: return "abort of transaction " + std::to_string(e.xid);
+    case WalEventKind::commit:
+      return "commit of transaction " + std::to_string(e.xid);
+    case WalEventKind::abort:
+      return "abort of transaction " + std::to_string(e.xid);
     case WalEventKind::commit_prepared:
       return "commit of prepared transaction " + std::to_string(e.xid);
     case WalEventKind::abort_prepared:
       return "abort of prepared transaction " + std::to_string(e.xid);
-    case WalEventKind::restore_point: return "restore point \"" + e.name + "\"";
+    case WalEventKind::restore_point:
+      return "restore point \"" + e.name + "\"";
   }
   return "record";
 }
@@ -39,12 +42,18 @@ bool on_path(const TimelineHistory& path, const BackupInfo& b) {
 
 std::string target_phrase(const RecoveryTarget& t) {
   switch (t.kind) {
-    case TargetKind::time: return "recovery target time " + t.value_text();
-    case TargetKind::lsn: return "recovery target LSN " + t.value_text();
-    case TargetKind::xid: return "recovery target transaction " + t.value_text();
-    case TargetKind::name: return "restore point \"" + t.name + "\"";
-    case TargetKind::immediate: return "the end of a backup";
-    case TargetKind::latest: return "the end of the archived WAL";
+    case TargetKind::time:
+      return "recovery target time " + t.value_text();
+    case TargetKind::lsn:
+      return "recovery target LSN " + t.value_text();
+    case TargetKind::xid:
+      return "recovery target transaction " + t.value_text();
+    case TargetKind::name:
+      return "restore point \"" + t.name + "\"";
+    case TargetKind::immediate:
+      return "the end of a backup";
+    case TargetKind::latest:
+      return "the end of the archived WAL";
   }
   return "the target";
 }
@@ -122,8 +131,8 @@ std::optional<Found> stop_for(const RecoveryTarget& t, const BackupInfo& b, cons
         why = Outcome::too_new;
         return std::nullopt;
       }
-      stop.where = t.inclusive ? RecoveryStop::Where::after_record
-                               : RecoveryStop::Where::before_record;
+      stop.where =
+          t.inclusive ? RecoveryStop::Where::after_record : RecoveryStop::Where::before_record;
       stop.record = rec;
       stop.replay_until = rec->end_lsn;
       return Found{stop};
@@ -182,15 +191,26 @@ std::vector<std::pair<std::string, std::string>> settings_for(const RecoveryTarg
   std::vector<std::pair<std::string, std::string>> s;
   s.emplace_back("restore_command", restore_command);
   switch (t.kind) {
-    case TargetKind::time: s.emplace_back("recovery_target_time", format_pg_utc(t.time)); break;
-    case TargetKind::lsn: s.emplace_back("recovery_target_lsn", t.lsn.str()); break;
-    case TargetKind::xid: s.emplace_back("recovery_target_xid", std::to_string(t.xid)); break;
-    case TargetKind::name: s.emplace_back("recovery_target_name", t.name); break;
-    case TargetKind::immediate: s.emplace_back("recovery_target", "immediate"); break;
-    case TargetKind::latest: break;
+    case TargetKind::time:
+      s.emplace_back("recovery_target_time", format_pg_utc(t.time));
+      break;
+    case TargetKind::lsn:
+      s.emplace_back("recovery_target_lsn", t.lsn.str());
+      break;
+    case TargetKind::xid:
+      s.emplace_back("recovery_target_xid", std::to_string(t.xid));
+      break;
+    case TargetKind::name:
+      s.emplace_back("recovery_target_name", t.name);
+      break;
+    case TargetKind::immediate:
+      s.emplace_back("recovery_target", "immediate");
+      break;
+    case TargetKind::latest:
+      break;
   }
-  if (!t.inclusive && (t.kind == TargetKind::time || t.kind == TargetKind::lsn ||
-                       t.kind == TargetKind::xid)) {
+  if (!t.inclusive &&
+      (t.kind == TargetKind::time || t.kind == TargetKind::lsn || t.kind == TargetKind::xid)) {
     s.emplace_back("recovery_target_inclusive", "false");
   }
   s.emplace_back("recovery_target_timeline", std::to_string(timeline.value));
@@ -214,9 +234,12 @@ std::vector<const BackupInfo*> newest_first(const std::vector<BackupInfo>& backu
 
 TimelineHistory path_for(const RepoState& repo, const RecoveryTarget& t, const BackupInfo& b) {
   switch (t.timeline.kind) {
-    case TimelineChoice::Kind::latest: return repo.history_of(repo.latest_timeline());
-    case TimelineChoice::Kind::current: return repo.history_of(b.timeline);
-    case TimelineChoice::Kind::given: return repo.history_of(t.timeline.timeline);
+    case TimelineChoice::Kind::latest:
+      return repo.history_of(repo.latest_timeline());
+    case TimelineChoice::Kind::current:
+      return repo.history_of(b.timeline);
+    case TimelineChoice::Kind::given:
+      return repo.history_of(t.timeline.timeline);
   }
   return repo.history_of(repo.latest_timeline());
 }
@@ -226,9 +249,9 @@ TimelineHistory path_for(const RepoState& repo, const RecoveryTarget& t, const B
                          TimelineId timeline) {
   const std::string target = target_phrase(t);
   if (complete_backups == 0) {
-    throw unreachable_error("the repository holds no complete backup, so " + target +
-                                " cannot be reached",
-                            "take one with walvault backup");
+    throw unreachable_error(
+        "the repository holds no complete backup, so " + target + " cannot be reached",
+        "take one with walvault backup");
   }
   if (rejections.empty()) {
     throw unreachable_error("no complete backup lies on the history of timeline " +
@@ -247,20 +270,22 @@ TimelineHistory path_for(const RepoState& repo, const RecoveryTarget& t, const B
       throw unreachable_error(target + " lies beyond a gap in the archived WAL: " +
                                   missing_text(r.reach) + " is missing (" + window_text + ")",
                               "WAL in a gap cannot be recovered; take a new backup to restore "
-                              "past it, or choose a target before " + r.reach.end.str());
+                              "past it, or choose a target before " +
+                                  r.reach.end.str());
     }
     if (r.reach.limit == WalReach::Limit::damaged) {
-      throw unreachable_error(target + " lies beyond damaged WAL: " + r.reach.detail + " (" +
-                                  window_text + ")",
-                              "run walvault verify on the repository");
+      throw unreachable_error(
+          target + " lies beyond damaged WAL: " + r.reach.detail + " (" + window_text + ")",
+          "run walvault verify on the repository");
     }
     std::string msg = target + " is after the end of the restorable window: " + window_text +
                       "; WAL is archived up to " + r.reach.end.str();
     std::string hint = "choose an earlier target";
     if (t.kind == TargetKind::time) {
       msg += ", and no transaction that committed after the target is archived yet";
-      hint = "a time target needs a transaction that committed after it in the archive: "
-             "choose a time before the window's end, or wait until one is archived";
+      hint =
+          "a time target needs a transaction that committed after it in the archive: "
+          "choose a time before the window's end, or wait until one is archived";
     } else if (t.kind == TargetKind::xid) {
       msg += ", and no commit or abort of that transaction is in it";
     } else if (t.kind == TargetKind::name) {
@@ -275,11 +300,10 @@ TimelineHistory path_for(const RepoState& repo, const RecoveryTarget& t, const B
     }
   }
   const Rejection& r = rejections.front();
-  throw unreachable_error(
-      "no backup on timeline " + std::to_string(timeline.value) +
-          " can be made consistent: the WAL of backup " + r.backup->id + " is missing " +
-          missing_text(r.reach),
-      "WAL that was never archived cannot be recovered; take a new backup");
+  throw unreachable_error("no backup on timeline " + std::to_string(timeline.value) +
+                              " can be made consistent: the WAL of backup " + r.backup->id +
+                              " is missing " + missing_text(r.reach),
+                          "WAL that was never archived cannot be recovered; take a new backup");
 }
 
 }  // namespace
@@ -312,9 +336,9 @@ RecoveryPlan plan_recovery(const RepoState& repo, WalView& wal, const RecoveryTa
                                     : repo.latest_timeline();
   if (target.timeline.kind == TimelineChoice::Kind::given &&
       !repo.histories.contains(target.timeline.timeline)) {
-    throw unreachable_error("timeline " + std::to_string(target.timeline.timeline.value) +
-                                " is not in the repository",
-                            "walvault info lists the timelines it holds");
+    throw unreachable_error(
+        "timeline " + std::to_string(target.timeline.timeline.value) + " is not in the repository",
+        "walvault info lists the timelines it holds");
   }
   std::optional<Lsn> beyond_end;
   for (const BackupInfo* b : candidates) {
@@ -392,7 +416,8 @@ RecoverableWindow recoverable_window(const RepoState& repo, WalView& wal, Timeli
     if (it->second && it->second->lsn >= b->stop_lsn) piece.to_time = it->second->time;
     out.pieces.push_back(piece);
     if (!out.from_time || piece.from_time < *out.from_time) out.from_time = piece.from_time;
-    if (piece.to_time && (!out.to_time || *piece.to_time > *out.to_time)) out.to_time = piece.to_time;
+    if (piece.to_time && (!out.to_time || *piece.to_time > *out.to_time))
+      out.to_time = piece.to_time;
     if (!out.to_lsn || reach.end > *out.to_lsn) out.to_lsn = reach.end;
   }
   return out;
@@ -401,7 +426,8 @@ RecoverableWindow recoverable_window(const RepoState& repo, WalView& wal, Timeli
 std::string describe(const RecoverableWindow& w) {
   if (!w.from_time) return "empty (no backup that can be restored)";
   std::string s = "from " + format_iso8601_utc(*w.from_time) + " to ";
-  s += w.to_time ? format_iso8601_utc(*w.to_time) : std::string("(no transaction archived after a backup)");
+  s += w.to_time ? format_iso8601_utc(*w.to_time)
+                 : std::string("(no transaction archived after a backup)");
   return s;
 }
 

@@ -41,7 +41,8 @@ struct RecoveryStop {
   std::optional<WalEvent> record;  // the record it stops before or after
   Lsn replay_until;                // WAL must be archived up to here (exclusive)
 };
-std::string describe(const RecoveryStop& stop);  // "before commit of transaction 745 (...) at 0/..."
+std::string describe(
+    const RecoveryStop& stop);  // "before commit of transaction 745 (...) at 0/..."
 
 struct WalNeeded {
   std::string first;  // WAL file names, as PostgreSQL will ask for them
@@ -71,9 +72,9 @@ RecoveryPlan plan_recovery(const RepoState& repo, WalView& wal, const RecoveryTa
 struct RecoverableWindow {
   struct Piece {
     std::string backup_id;
-    Timestamp from_time;                // the backup's stop (consistency) time
-    std::optional<Timestamp> to_time;   // newest commit/abort after its consistency point
-    Lsn to_lsn;                         // replayable WAL from the backup ends here
+    Timestamp from_time;               // the backup's stop (consistency) time
+    std::optional<Timestamp> to_time;  // newest commit/abort after its consistency point
+    Lsn to_lsn;                        // replayable WAL from the backup ends here
   };
   TimelineId timeline;
   std::optional<Timestamp> from_time;  // oldest complete, restorable backup's stop time

@@ -6,21 +6,30 @@ namespace walvault {
 
 std::string_view to_string(TargetKind kind) {
   switch (kind) {
-    case TargetKind::time: return "time";
-    case TargetKind::lsn: return "lsn";
-    case TargetKind::xid: return "xid";
-    case TargetKind::name: return "name";
-    case TargetKind::immediate: return "immediate";
-    case TargetKind::latest: return "latest";
+    case TargetKind::time:
+      return "time";
+    case TargetKind::lsn:
+      return "lsn";
+    case TargetKind::xid:
+      return "xid";
+    case TargetKind::name:
+      return "name";
+    case TargetKind::immediate:
+      return "immediate";
+    case TargetKind::latest:
+      return "latest";
   }
   return "unknown";
 }
 
 std::string_view to_string(TargetAction action) {
   switch (action) {
-    case TargetAction::pause: return "pause";
-    case TargetAction::promote: return "promote";
-    case TargetAction::shutdown: return "shutdown";
+    case TargetAction::pause:
+      return "pause";
+    case TargetAction::promote:
+      return "promote";
+    case TargetAction::shutdown:
+      return "shutdown";
   }
   return "unknown";
 }
@@ -42,12 +51,18 @@ std::optional<TimelineChoice> parse_timeline_choice(std::string_view text) {
 
 std::string RecoveryTarget::value_text() const {
   switch (kind) {
-    case TargetKind::time: return format_iso8601_utc(time);
-    case TargetKind::lsn: return lsn.str();
-    case TargetKind::xid: return std::to_string(xid);
-    case TargetKind::name: return name;
-    case TargetKind::immediate: return "immediate";
-    case TargetKind::latest: return "latest";
+    case TargetKind::time:
+      return format_iso8601_utc(time);
+    case TargetKind::lsn:
+      return lsn.str();
+    case TargetKind::xid:
+      return std::to_string(xid);
+    case TargetKind::name:
+      return name;
+    case TargetKind::immediate:
+      return "immediate";
+    case TargetKind::latest:
+      return "latest";
   }
   return {};
 }

@@ -28,10 +28,10 @@ std::optional<TimelineChoice> parse_timeline_choice(std::string_view text);
 
 struct RecoveryTarget {
   TargetKind kind = TargetKind::latest;
-  Timestamp time;       // time
-  Lsn lsn;              // lsn
-  uint32_t xid = 0;     // xid
-  std::string name;     // name (a restore point)
+  Timestamp time;         // time
+  Lsn lsn;                // lsn
+  uint32_t xid = 0;       // xid
+  std::string name;       // name (a restore point)
   bool inclusive = true;  // false: --target-exclusive
   TimelineChoice timeline;
   TargetAction action = TargetAction::pause;

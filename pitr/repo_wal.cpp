@@ -41,8 +41,8 @@ std::optional<WalFileEntry> RepoWal::file_for(TimelineId tli, SegmentNo segno) {
   return std::nullopt;
 }
 
-std::optional<std::vector<std::byte>> RepoWal::read(TimelineId tli, SegmentNo segno,
-                                                    bool& partial, std::string* file_name) {
+std::optional<std::vector<std::byte>> RepoWal::read(TimelineId tli, SegmentNo segno, bool& partial,
+                                                    std::string* file_name) {
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto file = file_for(tli, segno);
     if (!file) return std::nullopt;
@@ -93,9 +93,10 @@ std::shared_ptr<const RepoWal::SegmentScan> RepoWal::scan_segment(const Timeline
     }
     if (live_->stop() != WalScanStop::none) {
       // The segment before is damaged: read this one on its own.
-      live_ = std::make_unique<WalRecordScanner>(segment_size_, pg_major_, [this](const WalEvent& e) {
-        if (live_sink_) live_sink_->push_back(e);
-      });
+      live_ =
+          std::make_unique<WalRecordScanner>(segment_size_, pg_major_, [this](const WalEvent& e) {
+            if (live_sink_) live_sink_->push_back(e);
+          });
     }
   }
   live_sink_ = &scan->events;

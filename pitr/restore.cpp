@@ -107,15 +107,18 @@ Json plan_to_json(const RecoveryPlan& plan, const RestoreRequest& request,
   target["timeline"] = plan.history.target().value;
   target["action"] = to_string(plan.target.action);
   j["target"] = std::move(target);
-  Json stop = {{"description", describe(plan.stop)}, {"replay_until", plan.stop.replay_until.str()}};
+  Json stop = {{"description", describe(plan.stop)},
+               {"replay_until", plan.stop.replay_until.str()}};
   if (plan.stop.record) {
     const WalEvent& e = *plan.stop.record;
     stop["record"] = {{"kind", to_string(e.kind)},
                       {"lsn", e.lsn.str()},
                       {"end_lsn", e.end_lsn.str()},
                       {"time", format_iso8601_utc(e.time)}};
-    if (e.is_xact()) stop["record"]["xid"] = e.xid;
-    else stop["record"]["name"] = e.name;
+    if (e.is_xact())
+      stop["record"]["xid"] = e.xid;
+    else
+      stop["record"]["name"] = e.name;
   }
   j["stop"] = std::move(stop);
   j["recovery_settings"] = Json::object();
@@ -141,8 +144,7 @@ std::string plan_to_text(const RecoveryPlan& plan, const RestoreRequest& request
   }
   out << "backup           " << b.id << (b.label.empty() ? "" : " \"" + b.label + "\"")
       << ": timeline " << b.timeline.value << ", starts at " << b.start_lsn.str()
-      << ", consistent at " << b.stop_lsn.str() << " (" << format_iso8601_utc(b.stop_time)
-      << ")\n";
+      << ", consistent at " << b.stop_lsn.str() << " (" << format_iso8601_utc(b.stop_time) << ")\n";
   out << "timelines        ";
   for (size_t i = 0; i < plan.timeline_path.size(); ++i) {
     out << (i ? ", then " : "") << span_text(plan.timeline_path[i]);

@@ -40,7 +40,8 @@ RestoreOwner resolve_restore_owner(const std::optional<std::string>& name) {
       user = "postgres";
     } else {
       struct passwd* pw = ::getpwuid(::geteuid());
-      if (!pw) throw Error("the invoking user (uid " + std::to_string(::geteuid()) + ") is unknown");
+      if (!pw)
+        throw Error("the invoking user (uid " + std::to_string(::geteuid()) + ") is unknown");
       return {pw->pw_name, pw->pw_uid, pw->pw_gid};
     }
   }
@@ -50,8 +51,9 @@ RestoreOwner resolve_restore_owner(const std::optional<std::string>& name) {
                       "pass --owner with the OS user that runs PostgreSQL");
   }
   if (pw->pw_uid == 0) {
-    throw usage_error("the restored data directory cannot belong to root: PostgreSQL refuses to run as root",
-                      "pass --owner with the OS user that runs PostgreSQL");
+    throw usage_error(
+        "the restored data directory cannot belong to root: PostgreSQL refuses to run as root",
+        "pass --owner with the OS user that runs PostgreSQL");
   }
   return {pw->pw_name, pw->pw_uid, pw->pw_gid};
 }
@@ -60,8 +62,8 @@ std::string shell_quote(std::string_view s) {
   bool plain = !s.empty();
   for (char c : s) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '/' || c == '.' || c == '_' || c == '-' || c == '+' || c == ':' || c == '=' ||
-                    c == ',' || c == '@';
+                    c == '/' || c == '.' || c == '_' || c == '-' || c == '+' || c == ':' ||
+                    c == '=' || c == ',' || c == '@';
     plain = plain && ok;
   }
   if (plain) return std::string(s);
@@ -109,7 +111,9 @@ bool is_recovery_setting(std::string_view line) {
   while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
   line.remove_prefix(i);
   size_t end = 0;
-  while (end < line.size() && (std::isalnum(static_cast<unsigned char>(line[end])) || line[end] == '_')) ++end;
+  while (end < line.size() &&
+         (std::isalnum(static_cast<unsigned char>(line[end])) || line[end] == '_'))
+    ++end;
   const std::string_view key = line.substr(0, end);
   return key == "restore_command" || key.starts_with("recovery_target") ||
          key == "recovery_end_command" || key == "primary_conninfo" || key == "primary_slot_name";
@@ -192,8 +196,8 @@ std::string access_warning(const RestoreOwner& owner, const fs::path& repo, cons
   }
   for (fs::path p = exe.parent_path(); !p.empty() && p != p.root_path(); p = p.parent_path()) {
     if (!may(owner, p, 1)) {
-      return "user " + owner.name + " may not be able to run " + exe.string() +
-             " (no access to " + p.string() + "): restore_command runs it as that user";
+      return "user " + owner.name + " may not be able to run " + exe.string() + " (no access to " +
+             p.string() + "): restore_command runs it as that user";
     }
   }
   if (!may(owner, exe, 5)) {

@@ -155,11 +155,16 @@ bool twophase_xid(std::span<const std::byte> main, uint8_t info, bool commit, in
 
 std::string_view to_string(WalEventKind kind) {
   switch (kind) {
-    case WalEventKind::commit: return "commit";
-    case WalEventKind::abort: return "abort";
-    case WalEventKind::commit_prepared: return "commit_prepared";
-    case WalEventKind::abort_prepared: return "abort_prepared";
-    case WalEventKind::restore_point: return "restore_point";
+    case WalEventKind::commit:
+      return "commit";
+    case WalEventKind::abort:
+      return "abort";
+    case WalEventKind::commit_prepared:
+      return "commit_prepared";
+    case WalEventKind::abort_prepared:
+      return "abort_prepared";
+    case WalEventKind::restore_point:
+      return "restore_point";
   }
   return "unknown";
 }
@@ -214,8 +219,8 @@ void WalRecordScanner::feed(Lsn at, std::span<const std::byte> bytes) {
       continue;
     }
     if (header_need_ == 0 && pos_.value % page_size_ == 0) {
-      header_need_ = segment_offset(pos_, segment_size_) == 0 ? kLongPageHeaderBytes
-                                                              : kShortPageHeaderBytes;
+      header_need_ =
+          segment_offset(pos_, segment_size_) == 0 ? kLongPageHeaderBytes : kShortPageHeaderBytes;
       header_have_ = 0;
     }
     if (header_need_ != 0) {
@@ -269,8 +274,8 @@ void WalRecordScanner::feed(Lsn at, std::span<const std::byte> bytes) {
             break;
           }
           if (tot < kRecordHeaderBytes || tot > kMaxRecordBytes) {
-            halt(WalScanStop::invalid, "invalid record length " + std::to_string(tot) + " at " +
-                                           record_lsn_.str());
+            halt(WalScanStop::invalid,
+                 "invalid record length " + std::to_string(tot) + " at " + record_lsn_.str());
             break;
           }
           record_len_ = tot;
@@ -294,12 +299,13 @@ void WalRecordScanner::on_page_header(Lsn page_lsn, size_t header_bytes) {
   const bool was_fresh = fresh_;
   fresh_ = false;
   if (pageaddr != page_lsn.value || magic == 0) {
-    bool zeros = std::all_of(header_, header_ + header_bytes, [](std::byte b) { return b == std::byte{0}; });
+    bool zeros =
+        std::all_of(header_, header_ + header_bytes, [](std::byte b) { return b == std::byte{0}; });
     if (zeros) {
       halt(WalScanStop::end_of_wal, "no page at " + page_lsn.str() + " (zeros)");
     } else {
-      halt(WalScanStop::invalid, "page at " + page_lsn.str() + " has the address of " +
-                                     Lsn(pageaddr).str());
+      halt(WalScanStop::invalid,
+           "page at " + page_lsn.str() + " has the address of " + Lsn(pageaddr).str());
     }
     return;
   }
@@ -311,8 +317,8 @@ void WalRecordScanner::on_page_header(Lsn page_lsn, size_t header_bytes) {
   if (header_bytes == kLongPageHeaderBytes) {
     const uint32_t seg_size = load<uint32_t>(header_ + 32);
     const uint32_t blcksz = load<uint32_t>(header_ + 36);
-    if (!(info & kXlpLongHeader) || seg_size != segment_size_ || blcksz < 1024 ||
-        blcksz > 65536 || (blcksz & (blcksz - 1)) != 0) {
+    if (!(info & kXlpLongHeader) || seg_size != segment_size_ || blcksz < 1024 || blcksz > 65536 ||
+        (blcksz & (blcksz - 1)) != 0) {
       halt(WalScanStop::invalid, "segment header at " + page_lsn.str() + " is invalid");
       return;
     }
@@ -328,13 +334,13 @@ void WalRecordScanner::on_page_header(Lsn page_lsn, size_t header_bytes) {
           record_.clear();
           return;
         }
-        halt(WalScanStop::invalid, "record at " + record_lsn_.str() +
-                                       " is not continued on page " + page_lsn.str());
+        halt(WalScanStop::invalid,
+             "record at " + record_lsn_.str() + " is not continued on page " + page_lsn.str());
         return;
       }
       if (record_len_ == 0 || rem_len != record_len_ - record_.size()) {
-        halt(WalScanStop::invalid, "page " + page_lsn.str() +
-                                       " continues a record with the wrong length");
+        halt(WalScanStop::invalid,
+             "page " + page_lsn.str() + " continues a record with the wrong length");
       }
       return;
     case Mode::skip_continuation:
@@ -415,11 +421,20 @@ void WalRecordScanner::interpret(uint8_t rmid, uint8_t info, uint32_t xid) {
   const uint8_t op = info & kXactOpMask;
   WalEvent e;
   switch (op) {
-    case kXactCommit: e.kind = WalEventKind::commit; break;
-    case kXactAbort: e.kind = WalEventKind::abort; break;
-    case kXactCommitPrepared: e.kind = WalEventKind::commit_prepared; break;
-    case kXactAbortPrepared: e.kind = WalEventKind::abort_prepared; break;
-    default: return;
+    case kXactCommit:
+      e.kind = WalEventKind::commit;
+      break;
+    case kXactAbort:
+      e.kind = WalEventKind::abort;
+      break;
+    case kXactCommitPrepared:
+      e.kind = WalEventKind::commit_prepared;
+      break;
+    case kXactAbortPrepared:
+      e.kind = WalEventKind::abort_prepared;
+      break;
+    default:
+      return;
   }
   std::span<const std::byte> main;
   if (!find_main_data(record_, pg_major_, main) || main.size() < 8) return;

@@ -42,11 +42,11 @@ std::string_view to_string(WalEventKind kind);  // "commit", ..., "restore_point
 
 struct WalEvent {
   WalEventKind kind = WalEventKind::commit;
-  Lsn lsn;          // where the record begins (pg_waldump's "lsn")
-  Lsn end_lsn;      // the first byte after the record (xlogreader's EndRecPtr)
-  uint32_t xid = 0; // the transaction; for *_prepared the prepared transaction's xid
-  Timestamp time;   // xact_time, or rp_time of a restore point
-  std::string name; // restore point name
+  Lsn lsn;           // where the record begins (pg_waldump's "lsn")
+  Lsn end_lsn;       // the first byte after the record (xlogreader's EndRecPtr)
+  uint32_t xid = 0;  // the transaction; for *_prepared the prepared transaction's xid
+  Timestamp time;    // xact_time, or rp_time of a restore point
+  std::string name;  // restore point name
   bool is_xact() const { return kind != WalEventKind::restore_point; }
   friend bool operator==(const WalEvent&, const WalEvent&) = default;
 };
@@ -69,8 +69,8 @@ class WalRecordScanner {
   // (a record continued from the unseen previous segment is skipped).
   void feed(Lsn at, std::span<const std::byte> bytes);
 
-  Lsn position() const { return pos_; }           // the next byte expected
-  Lsn end_of_records() const { return end_; }     // end of the last whole, valid record
+  Lsn position() const { return pos_; }        // the next byte expected
+  Lsn end_of_records() const { return end_; }  // end of the last whole, valid record
   Lsn last_record_lsn() const { return prev_lsn_; }
   uint64_t records() const { return records_; }
   WalScanStop stop() const { return stop_; }

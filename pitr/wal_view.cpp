@@ -54,8 +54,8 @@ std::optional<Lsn> next_archived(const TimelineHistory& path, const WalRangesByT
 
 }  // namespace
 
-WalReach compute_reach(const TimelineHistory& path, const WalRangesByTimeline& wal,
-                       uint64_t seg, Lsn from) {
+WalReach compute_reach(const TimelineHistory& path, const WalRangesByTimeline& wal, uint64_t seg,
+                       Lsn from) {
   WalReach out;
   out.start = from;
   Lsn pos = from;

@@ -26,9 +26,9 @@ struct WalReach {
   Lsn start;
   Lsn end;  // replayable from start to end (exclusive)
   Limit limit = Limit::end_of_archive;
-  TimelineId timeline;          // the timeline whose WAL ends, is missing or damaged at `end`
-  std::optional<Lsn> resumes;   // missing: where archived WAL on the path continues
-  std::string detail;           // damaged: what is wrong (names the file)
+  TimelineId timeline;         // the timeline whose WAL ends, is missing or damaged at `end`
+  std::optional<Lsn> resumes;  // missing: where archived WAL on the path continues
+  std::string detail;          // damaged: what is wrong (names the file)
 };
 
 // Visits events in LSN order; return false to stop.

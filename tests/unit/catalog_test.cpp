@@ -29,7 +29,8 @@ class TempRepo {
     fs::create_directories(root_ / "wal/00000001");
     fs::create_directories(root_ / "backups");
     for (const char* s : {kSeg7, kSeg8}) {
-      fs::copy_file(kFixtureDir / (std::string(s) + ".lz4"), root_ / "wal/00000001" / (std::string(s) + ".lz4"));
+      fs::copy_file(kFixtureDir / (std::string(s) + ".lz4"),
+                    root_ / "wal/00000001" / (std::string(s) + ".lz4"));
     }
   }
   ~TempRepo() {
@@ -59,7 +60,8 @@ class TempRepo {
 
 std::vector<std::byte> decoded(const fs::path& lz4) {
   std::vector<std::byte> out;
-  decode_lz4_file(lz4, [&](std::span<const std::byte> d) { out.insert(out.end(), d.begin(), d.end()); });
+  decode_lz4_file(lz4,
+                  [&](std::span<const std::byte> d) { out.insert(out.end(), d.begin(), d.end()); });
   return out;
 }
 
@@ -80,7 +82,9 @@ std::vector<WalEvent> xacts() {
   return out;
 }
 
-Timestamp minus_us(Timestamp t, int64_t us) { return Timestamp{t.unix_us - us}; }
+Timestamp minus_us(Timestamp t, int64_t us) {
+  return Timestamp{t.unix_us - us};
+}
 
 TEST(Catalog, InfoOverARealSegmentPair) {
   TempRepo repo;
@@ -121,7 +125,8 @@ TEST(Catalog, PlansATimeTargetOnRealWal) {
     const RecoveryPlan p = plan_recovery(c.state(), c.wal(), t, "cmd");
     ASSERT_TRUE(p.stop.record);
     EXPECT_EQ(p.stop.record->lsn, ev[i + 1].lsn) << i;
-    EXPECT_EQ(p.wal.last, wal_file_name(TimelineId(1), segment_of(Lsn(ev[i + 1].end_lsn.value - 1), kSeg), kSeg));
+    EXPECT_EQ(p.wal.last, wal_file_name(TimelineId(1),
+                                        segment_of(Lsn(ev[i + 1].end_lsn.value - 1), kSeg), kSeg));
   }
 }
 
@@ -169,7 +174,8 @@ TEST(Catalog, DamagedSegmentIsReportedNotSkipped) {
   auto seg7 = decoded(repo.wal(std::string(kSeg7) + ".lz4"));
   fs::remove(repo.wal(std::string(kSeg7) + ".lz4"));
   seg7[ev[5].lsn.value - 7 * kSeg + 26] ^= std::byte{1};
-  write_file_durable(repo.wal(kSeg7), std::string_view(reinterpret_cast<const char*>(seg7.data()), seg7.size()));
+  write_file_durable(repo.wal(kSeg7),
+                     std::string_view(reinterpret_cast<const char*>(seg7.data()), seg7.size()));
   const Repository r = Repository::open(repo.root());
   Catalog c(r);
   RecoveryTarget t;

@@ -10,7 +10,8 @@ namespace walvault {
 namespace {
 
 uint32_t crc_of(std::span<const std::byte> d, bool portable) {
-  const uint32_t c = portable ? crc32c_update_portable(crc32c_init(), d) : crc32c_update(crc32c_init(), d);
+  const uint32_t c =
+      portable ? crc32c_update_portable(crc32c_init(), d) : crc32c_update(crc32c_init(), d);
   return crc32c_finish(c);
 }
 
@@ -26,7 +27,8 @@ TEST(Crc32c, FastPathMatchesTablesAtEveryLengthAndSplit) {
   std::mt19937 rng(7);
   std::vector<std::byte> data(3000);
   for (auto& b : data) b = std::byte(rng() & 0xff);
-  for (size_t len : {size_t(0), size_t(1), size_t(7), size_t(8), size_t(9), size_t(63), size_t(3000)}) {
+  for (size_t len :
+       {size_t(0), size_t(1), size_t(7), size_t(8), size_t(9), size_t(63), size_t(3000)}) {
     const auto d = std::span(data).first(len);
     EXPECT_EQ(crc_of(d, true), crc_of(d, false)) << len;
     // Split updates give the same result as one.

@@ -12,8 +12,12 @@ namespace {
 
 constexpr uint64_t kSeg = 16 << 20;
 
-Lsn L(const char* s) { return *Lsn::parse(s); }
-Timestamp T(const char* s) { return parse_timestamp(s)->time; }  // give a zone in tests
+Lsn L(const char* s) {
+  return *Lsn::parse(s);
+}
+Timestamp T(const char* s) {
+  return parse_timestamp(s)->time;
+}  // give a zone in tests
 
 // WAL in memory: archived byte ranges per timeline and the events written on each timeline.
 class FakeWal : public WalView {
@@ -69,7 +73,8 @@ class FakeWal : public WalView {
  private:
   std::vector<std::pair<TimelineId, WalEvent>> sorted() const {
     auto out = events;
-    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.second.lsn < b.second.lsn; });
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.second.lsn < b.second.lsn; });
     return out;
   }
 };
@@ -184,7 +189,8 @@ TEST_F(OneTimeline, RefusesATargetBeforeTheFirstBackup) {
   auto [code, msg] = refusal(time_target("2026-12-03 09:00:00Z"));
   EXPECT_EQ(code, ExitCode::unreachable);
   EXPECT_NE(msg.find("before the earliest restorable point"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("from 2026-12-03T10:00:05+00:00 to 2026-12-03T13:00:00+00:00"), std::string::npos)
+  EXPECT_NE(msg.find("from 2026-12-03T10:00:05+00:00 to 2026-12-03T13:00:00+00:00"),
+            std::string::npos)
       << msg;
 }
 
@@ -394,16 +400,21 @@ TEST(TargetTime, ParsesWithAndWithoutZone) {
   setenv("TZ", "UTC", 1);
   tzset();
   EXPECT_EQ(parse_target_time("2026-12-03 14:05:00"), T("2026-12-03 14:05:00Z"));
-  if (old) setenv("TZ", saved.c_str(), 1); else unsetenv("TZ");
+  if (old)
+    setenv("TZ", saved.c_str(), 1);
+  else
+    unsetenv("TZ");
   tzset();
   // Echoed back in UTC, with an offset, as PostgreSQL reads it.
-  EXPECT_EQ(format_pg_utc(parse_target_time("2026-12-03 14:05:00.5+01:00")), "2026-12-03 13:05:00.500000+00");
-  EXPECT_EQ(format_iso8601_utc(parse_target_time("2026-12-03 14:05:00+01:00")), "2026-12-03T13:05:00+00:00");
+  EXPECT_EQ(format_pg_utc(parse_target_time("2026-12-03 14:05:00.5+01:00")),
+            "2026-12-03 13:05:00.500000+00");
+  EXPECT_EQ(format_iso8601_utc(parse_target_time("2026-12-03 14:05:00+01:00")),
+            "2026-12-03T13:05:00+00:00");
 }
 
 TEST(TargetTime, UnparsableIsAUsageError) {
-  for (const char* bad : {"not-a-time", "2024-13-45T25:61:00+00:00", "2026-02-30 10:00", "", "12:00",
-                          "2026-12-03 14:05:00 +99"}) {
+  for (const char* bad : {"not-a-time", "2024-13-45T25:61:00+00:00", "2026-02-30 10:00", "",
+                          "12:00", "2026-12-03 14:05:00 +99"}) {
     try {
       parse_target_time(bad);
       ADD_FAILURE() << "accepted " << bad;

@@ -79,11 +79,15 @@ TEST(RestoreBuilder, WritesSettingsAndDisablesOldOnes) {
   write_recovery_settings(tmp.path(), plan);
   const std::string conf = read_file(tmp.path() / "postgresql.auto.conf");
   EXPECT_NE(conf.find("\nwork_mem = '4MB'\n"), std::string::npos) << conf;
-  EXPECT_NE(conf.find("# (disabled by walvault restore) restore_command = 'cp /old/%f %p'"), std::string::npos) << conf;
-  EXPECT_NE(conf.find("# (disabled by walvault restore) recovery_target_xid = '5'"), std::string::npos);
-  EXPECT_NE(conf.find("# (disabled by walvault restore)   primary_conninfo"), std::string::npos);
-  EXPECT_NE(conf.find("\nrestore_command = '/bin/walvault wal-get --repo ''/srv/it''''s'' %f %p'\n"),
+  EXPECT_NE(conf.find("# (disabled by walvault restore) restore_command = 'cp /old/%f %p'"),
             std::string::npos)
+      << conf;
+  EXPECT_NE(conf.find("# (disabled by walvault restore) recovery_target_xid = '5'"),
+            std::string::npos);
+  EXPECT_NE(conf.find("# (disabled by walvault restore)   primary_conninfo"), std::string::npos);
+  EXPECT_NE(
+      conf.find("\nrestore_command = '/bin/walvault wal-get --repo ''/srv/it''''s'' %f %p'\n"),
+      std::string::npos)
       << conf;
   EXPECT_NE(conf.find("\nrecovery_target_time = '2026-12-03 14:05:00+00'\n"), std::string::npos);
   EXPECT_NE(conf.find("\nrecovery_target_action = 'promote'\n"), std::string::npos);

@@ -7,7 +7,9 @@
 namespace walvault {
 namespace {
 
-Lsn L(const char* s) { return *Lsn::parse(s); }
+Lsn L(const char* s) {
+  return *Lsn::parse(s);
+}
 
 TEST(TimelineHistory, ParsesPostgresFile) {
   // As written by PostgreSQL 15 on promotion (reason text varies).
@@ -35,17 +37,17 @@ TEST(TimelineHistory, AcceptsMissingReasonAndCrLf) {
 
 TEST(TimelineHistory, RejectsMalformed) {
   for (const char* bad : {"x\t0/1\treason\n", "1\tnot-an-lsn\n", "1\n", "0\t0/1\n",
-                          "2\t0/1\n1\t0/2\n",     // timelines go backwards
-                          "1\t0/5\n2\t0/4\n",     // switch points go backwards
-                          "3\t0/5\n"}) {          // parent not older than the timeline
+                          "2\t0/1\n1\t0/2\n",  // timelines go backwards
+                          "1\t0/5\n2\t0/4\n",  // switch points go backwards
+                          "3\t0/5\n"}) {       // parent not older than the timeline
     EXPECT_THROW(parse_timeline_history(bad, TimelineId(3), "f"), Error) << bad;
   }
 }
 
 TEST(TimelineHistory, AncestryAndTimelineOfPoint) {
   // Timeline 4 branched from 2 (timeline 3 is a sibling branch, not an ancestor).
-  TimelineHistory h(TimelineId(4), {{TimelineId(1), L("0/3000158"), ""},
-                                    {TimelineId(2), L("0/5000060"), ""}});
+  TimelineHistory h(TimelineId(4),
+                    {{TimelineId(1), L("0/3000158"), ""}, {TimelineId(2), L("0/5000060"), ""}});
   EXPECT_EQ(h.target(), TimelineId(4));
   ASSERT_EQ(h.spans().size(), 3u);
   EXPECT_EQ(h.spans()[0], (TimelineSpan{TimelineId(1), Lsn(0), L("0/3000158")}));
@@ -68,8 +70,8 @@ TEST(TimelineHistory, AncestryAndTimelineOfPoint) {
 
 TEST(TimelineHistory, SegmentFilesFollowTheNewestTimelineThatBeganByThen) {
   const uint64_t seg = 16 << 20;
-  TimelineHistory h(TimelineId(3), {{TimelineId(1), L("0/3000158"), ""},
-                                    {TimelineId(2), L("0/5000000"), ""}});
+  TimelineHistory h(TimelineId(3),
+                    {{TimelineId(1), L("0/3000158"), ""}, {TimelineId(2), L("0/5000000"), ""}});
   EXPECT_EQ(h.timeline_of_segment(SegmentNo(2), seg), TimelineId(1));
   // Segment 3 holds the switch point: timeline 2's copy of it holds timeline 1's WAL before.
   EXPECT_EQ(h.timeline_of_segment(SegmentNo(3), seg), TimelineId(2));

@@ -28,7 +28,9 @@ struct Fixture {
   Lsn switch_lsn;
 };
 
-uint64_t page_size() { return 8192; }
+uint64_t page_size() {
+  return 8192;
+}
 
 // Where a record that begins at `at` and is `len` bytes long ends, skipping page headers.
 Lsn record_end(Lsn at, uint64_t len, uint64_t seg) {
@@ -89,11 +91,16 @@ const Fixture& fixture() {
         continue;
       }
       e.xid = uint32_t(std::stoul(m[3]));
-      if (what == "COMMIT") e.kind = WalEventKind::commit;
-      else if (what == "ABORT") e.kind = WalEventKind::abort;
-      else if (what == "COMMIT_PREPARED") e.kind = WalEventKind::commit_prepared;
-      else if (what == "ABORT_PREPARED") e.kind = WalEventKind::abort_prepared;
-      else ADD_FAILURE() << "unexpected record " << what;
+      if (what == "COMMIT")
+        e.kind = WalEventKind::commit;
+      else if (what == "ABORT")
+        e.kind = WalEventKind::abort;
+      else if (what == "COMMIT_PREPARED")
+        e.kind = WalEventKind::commit_prepared;
+      else if (what == "ABORT_PREPARED")
+        e.kind = WalEventKind::abort_prepared;
+      else
+        ADD_FAILURE() << "unexpected record " << what;
       std::smatch pm;
       if (std::regex_match(rest, pm, prepared_re)) {
         e.xid = uint32_t(std::stoul(pm[1]));
@@ -200,8 +207,8 @@ TEST(WalRecords, ChunkBoundariesDoNotMatter) {
 
 TEST(WalRecords, PrefixOfASegmentYieldsTheRecordsThatEndInIt) {
   const Fixture& f = fixture();
-  for (uint64_t cut : {uint64_t(0x31FF0), uint64_t(0x32160), uint64_t(0xFF548 + 100),
-                       f.segment_size + 0x10}) {
+  for (uint64_t cut :
+       {uint64_t(0x31FF0), uint64_t(0x32160), uint64_t(0xFF548 + 100), f.segment_size + 0x10}) {
     std::vector<WalEvent> got;
     WalRecordScanner s(f.segment_size, f.pg_major, [&](const WalEvent& e) { got.push_back(e); });
     s.feed(f.start, {f.wal.data(), size_t(cut)});

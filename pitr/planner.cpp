@@ -79,14 +79,41 @@ struct Found {
   RecoveryStop stop;
 };
 
+// Whether every transaction the backup holds from before its start (redo) LSN committed at
+// or before t: recovery replays from there and cannot undo them. The evidence is the newest
+// commit/abort time in the archived WAL just before the start LSN (commit times follow WAL
+// order up to a few microseconds); without such WAL, the backup's own start time, taken
+// before its checkpoint began, stands in for it.
+bool began_before(Timestamp t, const BackupInfo& b, const TimelineHistory& path, WalView& wal,
+                  uint64_t seg) {
+  std::optional<Timestamp> newest;
+  auto look = [&](Lsn from) {
+    try {
+      wal.scan_events(path, from, b.start_lsn, [&](const WalEvent& e) {
+        if (e.is_xact() && (!newest || e.time > *newest)) newest = e.time;
+        return true;
+      });
+    } catch (const Error&) {
+      // WAL before the backup is not needed for recovery; damage there is no evidence.
+    }
+  };
+  // The segment before the start and the start's own; the first alone when it is missing.
+  const SegmentNo start_seg = segment_of(b.start_lsn, seg);
+  if (start_seg.value > 0) look(segment_start(SegmentNo(start_seg.value - 1), seg));
+  if (!newest) look(segment_start(start_seg, seg));
+  if (newest) return *newest <= t;
+  return t >= b.start_time;
+}
+
 // Decides for one backup (on the path, WAL reaching its consistency point): the stop, or why
 // this backup cannot reach the target.
 std::optional<Found> stop_for(const RecoveryTarget& t, const BackupInfo& b, const WalReach& reach,
-                              const TimelineHistory& path, WalView& wal, Outcome& why) {
+                              const TimelineHistory& path, WalView& wal, uint64_t seg,
+                              Outcome& why) {
   RecoveryStop stop;
   switch (t.kind) {
     case TargetKind::time: {
-      if (t.time < b.start_time) {
+      if (!began_before(t.time, b, path, wal, seg)) {
         why = Outcome::too_new;
         return std::nullopt;
       }
@@ -363,7 +390,7 @@ RecoveryPlan plan_recovery(const RepoState& repo, WalView& wal, const RecoveryTa
       continue;
     }
     Outcome why = Outcome::beyond;
-    auto found = stop_for(target, *b, reach, path, wal, why);
+    auto found = stop_for(target, *b, reach, path, wal, seg, why);
     if (!found && why == Outcome::beyond) beyond_end = reach.end;
     if (!found) {
       rejections.push_back({why, b, reach});

@@ -185,6 +185,23 @@ TEST_F(OneTimeline, TargetInsideABackupRunFallsBackToTheOlderBackup) {
   EXPECT_EQ(p.stop.record->xid, 715u);
 }
 
+TEST_F(OneTimeline, CommitsJustBeforeTheBackupStartDecideWhetherItIsTooNew) {
+  // B2's checkpoint began late (it waited for another one): a transaction committed at
+  // 12:00:30, after B2's start time, lies before B2's start LSN and is inside B2.
+  wal.commit(TL1, "0/5F00000", "2026-12-03 12:00:30Z", 714);
+  auto p = plan(time_target("2026-12-03 12:00:10Z"));
+  EXPECT_EQ(p.backup.id, "B1");
+  EXPECT_EQ(p.stop.record->xid, 714u);
+}
+
+TEST_F(OneTimeline, ABackupIsUsableBeforeItsStartTimeWhenNothingCommittedInBetween) {
+  // The newest commit before B2's start LSN is at 11:30 (the abort at 0/5000000), so B2
+  // holds nothing after 11:59 although it started at 12:00.
+  auto p = plan(time_target("2026-12-03 11:59:00Z"));
+  EXPECT_EQ(p.backup.id, "B2");
+  EXPECT_EQ(p.stop.record->xid, 720u);
+}
+
 TEST_F(OneTimeline, RefusesATargetBeforeTheFirstBackup) {
   auto [code, msg] = refusal(time_target("2026-12-03 09:00:00Z"));
   EXPECT_EQ(code, ExitCode::unreachable);
@@ -208,8 +225,9 @@ TEST_F(OneTimeline, ATimeBeyondTheWalIsSearchedOnce) {
   // commit, so the older one is not searched again.
   wal.scan_calls = 0;
   EXPECT_EQ(refusal(time_target("2026-12-03 14:00:00Z")).first, ExitCode::unreachable);
-  // One search for the plan, one for the window in the message (shared by both backups).
-  EXPECT_EQ(wal.scan_calls, 2);
+  // For the plan: B2's start (commits just before it), then forward from it; B1 is not
+  // searched. One more for the window in the message (shared by both backups).
+  EXPECT_EQ(wal.scan_calls, 3);
 }
 
 TEST_F(OneTimeline, TheLastCommitItselfNeedsALaterOne) {
@@ -226,8 +244,9 @@ TEST_F(OneTimeline, RefusesATargetBeyondAGap) {
   wal.ranges[TL1] = {{L("0/1000000"), L("0/4000000")}, {L("0/5000000"), L("0/9000000")}};
   // B2 (after the gap) still works.
   EXPECT_EQ(plan(time_target("2026-12-03 12:45:00Z")).backup.id, "B2");
-  // Before B2 started, the only backup is B1, whose WAL stops at the gap.
-  auto [code, msg] = refusal(time_target("2026-12-03 11:40:00Z"));
+  // Before the abort at 11:30 that B2 holds, the only backup is B1, whose WAL stops at the
+  // gap.
+  auto [code, msg] = refusal(time_target("2026-12-03 11:20:00Z"));
   EXPECT_EQ(code, ExitCode::unreachable);
   EXPECT_NE(msg.find("gap"), std::string::npos) << msg;
   EXPECT_NE(msg.find("0/4000000 to 0/5000000 on timeline 1 is missing"), std::string::npos) << msg;

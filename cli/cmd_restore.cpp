@@ -145,7 +145,8 @@ int run_restore(const Args& args) {
   const Repository repo = Repository::open(repo_option(vm));
   Catalog catalog(repo);
   const RecoveryPlan plan = plan_restore(catalog, request.target);
-  if (auto w = access_warning(owner, repo.root(), self_executable()); !w.empty()) {
+  if (auto w = access_warning(owner, repo.root(), self_executable(), request.target_dir);
+      !w.empty()) {
     log::warning(w);
   }
 

@@ -187,7 +187,8 @@ bool may(const RestoreOwner& who, const fs::path& path, unsigned bits) {
 
 }  // namespace
 
-std::string access_warning(const RestoreOwner& owner, const fs::path& repo, const fs::path& exe) {
+std::string access_warning(const RestoreOwner& owner, const fs::path& repo, const fs::path& exe,
+                           const fs::path& target_dir) {
   const fs::path abs_repo = fs::absolute(repo).lexically_normal();
   if (!may(owner, abs_repo, 5) || !may(owner, abs_repo / "walvault.json", 4) ||
       !may(owner, abs_repo / "wal", 5)) {
@@ -203,6 +204,15 @@ std::string access_warning(const RestoreOwner& owner, const fs::path& repo, cons
   if (!may(owner, exe, 5)) {
     return "user " + owner.name + " may not be able to run " + exe.string() +
            ": restore_command runs it as that user";
+  }
+  const fs::path abs_target = fs::absolute(target_dir).lexically_normal();
+  for (fs::path p = abs_target.parent_path(); !p.empty() && p != p.root_path();
+       p = p.parent_path()) {
+    std::error_code ec;
+    if (fs::exists(p, ec) && !may(owner, p, 1)) {
+      return "user " + owner.name + " may not be able to reach " + abs_target.string() +
+             " (no access to " + p.string() + "): PostgreSQL runs as that user";
+    }
   }
   return {};
 }

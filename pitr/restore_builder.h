@@ -45,8 +45,10 @@ void write_recovery_settings(const fs::path& data_dir, const RecoveryPlan& plan)
 void hand_over(const fs::path& data_dir, const RestoreOwner& owner);
 
 // A warning (empty when none) when `owner` will likely not be able to read the repository or
-// run the binary, which restore_command needs: judged from ownership and mode bits.
-std::string access_warning(const RestoreOwner& owner, const fs::path& repo, const fs::path& exe);
+// run the binary (restore_command needs both) or reach the data directory: judged from
+// ownership and mode bits.
+std::string access_warning(const RestoreOwner& owner, const fs::path& repo, const fs::path& exe,
+                           const fs::path& target_dir);
 
 // Creates the missing parents of dir with mode 0755 (the server's user must be able to
 // reach its data directory).

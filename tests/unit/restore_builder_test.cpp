@@ -130,5 +130,30 @@ TEST(RestoreBuilder, HandOverSetsMode0700) {
   EXPECT_EQ(st.st_uid, owner.uid);
 }
 
+TEST(RestoreBuilder, WarnsWhenThePostgresUserCannotReachThings) {
+  struct passwd* pg = ::getpwnam("postgres");
+  if (::geteuid() != 0 || !pg) GTEST_SKIP() << "needs root and a postgres user";
+  RestoreOwner owner{pg->pw_name, pg->pw_uid, pg->pw_gid};
+  TempDir tmp;  // root's, mode 0700
+  fs::permissions(tmp.path(), fs::perms(0700));
+  const fs::path repo = tmp.path() / "repo";
+  fs::create_directories(repo / "wal");
+  write_file_durable(repo / "walvault.json", "{}");
+  const fs::path exe = "/bin/true";
+  EXPECT_NE(
+      access_warning(owner, repo, exe, "/var/tmp/x").find("may not be able to read the repository"),
+      std::string::npos);
+  fs::permissions(tmp.path(), fs::perms(0755));
+  fs::permissions(repo, fs::perms(0755));
+  fs::permissions(repo / "wal", fs::perms(0755));
+  fs::permissions(repo / "walvault.json", fs::perms(0644));
+  EXPECT_EQ(access_warning(owner, repo, exe, tmp.path() / "data"), "");
+  const fs::path hidden = tmp.path() / "hidden";
+  fs::create_directories(hidden);
+  fs::permissions(hidden, fs::perms(0700));
+  EXPECT_NE(access_warning(owner, repo, exe, hidden / "data").find("may not be able to reach"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace walvault

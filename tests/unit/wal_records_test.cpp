@@ -7,7 +7,6 @@
 
 #include <fstream>
 #include <map>
-#include <regex>
 #include <sstream>
 
 #include "core/error.h"
@@ -63,19 +62,37 @@ const Fixture& fixture() {
     }
     // rmgr: Transaction len (rec/tot):     34/    34, tx:        727, lsn: 0/00731E38, prev
     // 0/00731DF8, desc: ABORT 2026-12-03 16:57:13.678517 UTC
-    const std::regex line_re(
-        R"(^rmgr: (\w+) +len \(rec/tot\): +\d+/ *(\d+), tx: +(\d+), lsn: ([0-9A-F]+/[0-9A-F]+), prev [0-9A-F/]+, desc: (\w+) ?(.*)$)");
-    const std::regex prepared_re(R"(^(\d+): (.*)$)");
     std::ifstream dump(kFixtureDir / "waldump.txt");
     std::string line;
     while (std::getline(dump, line)) {
-      std::smatch m;
-      if (!std::regex_match(line, m, line_re)) {
+      // Plain string parsing: std::regex recurses per character and overflows the stack on
+      // long lines under AddressSanitizer.
+      auto field = [&](std::string_view key, char end) -> std::string {
+        auto at = line.find(key);
+        if (at == std::string::npos) return {};
+        at += key.size();
+        while (at < line.size() && line[at] == ' ') ++at;
+        auto stop = line.find(end, at);
+        return line.substr(at, stop == std::string::npos ? std::string::npos : stop - at);
+      };
+      const std::string lens = field("len (rec/tot):", ',');
+      const std::string xid_text = field("tx:", ',');
+      const std::string lsn_text = field("lsn:", ',');
+      const auto desc_at = line.find(", desc: ");
+      if (!line.starts_with("rmgr: ") || lens.find('/') == std::string::npos ||
+          xid_text.empty() || desc_at == std::string::npos || !Lsn::parse(lsn_text)) {
         ADD_FAILURE() << "unparsed pg_waldump line: " << line;
         continue;
       }
+      const std::string desc = line.substr(desc_at + 8);
+      const auto space = desc.find(' ');
+      const std::string m5 = desc.substr(0, space);
+      const std::string m6 = space == std::string::npos ? "" : desc.substr(space + 1);
+      std::string tot = lens.substr(lens.find('/') + 1);
+      tot.erase(0, tot.find_first_not_of(' '));
+      const std::string m[7] = {"", "", tot, xid_text, lsn_text, m5, m6};
       const std::string what = m[5];
-      const Lsn lsn = *Lsn::parse(m[4].str());
+      const Lsn lsn = *Lsn::parse(m[4]);
       if (what == "SWITCH") {
         f.switch_lsn = lsn;
         continue;
@@ -101,10 +118,11 @@ const Fixture& fixture() {
         e.kind = WalEventKind::abort_prepared;
       else
         ADD_FAILURE() << "unexpected record " << what;
-      std::smatch pm;
-      if (std::regex_match(rest, pm, prepared_re)) {
-        e.xid = uint32_t(std::stoul(pm[1]));
-        rest = pm[2];
+      // "<xid>: <time>" for the prepared variants.
+      if (auto colon = rest.find(": "); colon != std::string::npos && colon > 0 &&
+          rest.find_first_not_of("0123456789") == colon) {
+        e.xid = uint32_t(std::stoul(rest.substr(0, colon)));
+        rest = rest.substr(colon + 2);
       }
       // "2026-12-03 16:57:13.678517 UTC[; subxacts: ...]"
       auto t = parse_timestamp(rest.substr(0, rest.find(';')));

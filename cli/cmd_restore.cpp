@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "pitr/restore.h"
+#include "pitr/verifier.h"
 
 namespace walvault::cli {
 namespace {
@@ -101,6 +102,60 @@ std::map<uint32_t, fs::path> tablespace_dirs_from(const po::variables_map& vm) {
   return out;
 }
 
+// --verify and its companions; they are usage errors without it.
+std::optional<VerifyOptions> verify_options_from(const po::variables_map& vm,
+                                                 const RestoreRequest& request, bool dry_run) {
+  if (!vm.count("verify")) {
+    for (const char* o : {"verify-sql", "pg-bindir"}) {
+      if (vm.count(o)) throw usage_error(std::string("--") + o + " needs --verify");
+    }
+    return std::nullopt;
+  }
+  if (dry_run) throw usage_error("--verify and --dry-run exclude each other");
+  VerifyOptions v;
+  v.data_dir = request.target_dir;
+  if (vm.count("pg-bindir")) v.pg_bindir = fs::absolute(vm["pg-bindir"].as<std::string>());
+  v.dbname = vm["verify-dbname"].as<std::string>();
+  v.timeout = std::chrono::seconds(vm["verify-timeout"].as<unsigned>());
+  if (vm.count("verify-sql")) {
+    const fs::path file = vm["verify-sql"].as<std::string>();
+    auto text = read_file_if_exists(file);
+    if (!text) throw usage_error("cannot read --verify-sql file " + file.string());
+    v.checks = split_verify_sql(*text);
+    v.check_source = file.string();
+    if (v.checks.empty()) throw usage_error("--verify-sql file " + file.string() + " holds no query");
+    if (request.target.kind != TargetKind::latest &&
+        request.target.action == TargetAction::shutdown) {
+      throw usage_error("--verify-sql needs a server that stays up at the target",
+                        "use --target-action pause or promote");
+    }
+  }
+  return v;
+}
+
+int verify_and_report(const RecoveryPlan& plan, const RestoreRequest& request,
+                      const RestoreOwner& owner, const RestoreResult& result, VerifyOptions v,
+                      bool json) {
+  v.owner = owner;
+  const VerifyReport report = verify_restore(plan, v);
+  if (json) {
+    Json j = plan_to_json(plan, request, owner);
+    j["restored"] = {{"files", result.files}, {"bytes", result.bytes}};
+    j["verify"] = verify_to_json(report);
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << "restored backup " << plan.backup.id << " into " << request.target_dir.string()
+              << " (" << result.files << " files)\n"
+              << plan_to_text(plan, request, owner) << verify_to_text(report);
+  }
+  if (!report.passed) {
+    throw Error("verification failed: " + report.failure,
+                "the restored directory is left as it is; the server log says more" +
+                    (report.log_file.empty() ? std::string() : " (" + report.log_file + ")"));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int run_restore(const Args& args) {
@@ -124,7 +179,16 @@ int run_restore(const Args& args) {
       "OS user that will run PostgreSQL (default: you, or postgres for root)")(
       "tablespace-dir", po::value<std::vector<std::string>>(),
       "OID=PATH: restore a tablespace there")("dry-run", "print the plan, write nothing")(
-      "json", "print the plan as JSON");
+      "json", "print the plan as JSON")(
+      "verify", "start PostgreSQL on the result, check it, stop it (see docs/pitr.md)")(
+      "verify-sql", po::value<std::string>(),
+      "with --verify: a file of queries that must each return true")(
+      "verify-dbname", po::value<std::string>()->default_value("postgres"),
+      "with --verify: the database the --verify-sql queries run in")(
+      "verify-timeout", po::value<unsigned>()->default_value(3600),
+      "with --verify: seconds recovery may take to reach the target")(
+      "pg-bindir", po::value<std::string>(),
+      "with --verify: where postgres is (default: from PG_VERSION, then PATH)");
   po::variables_map vm;
   if (!parse_options("restore",
                      "--repo DIR --target-dir DIR [--target-time TS | --target-lsn LSN | "
@@ -140,6 +204,7 @@ int run_restore(const Args& args) {
   const bool dry_run = vm.count("dry-run") > 0;
   const bool json = vm.count("json") > 0;
 
+  const std::optional<VerifyOptions> verify = verify_options_from(vm, request, dry_run);
   check_restore_target(request.target_dir);
   const RestoreOwner owner = resolve_restore_owner(request.owner);
   const Repository repo = Repository::open(repo_option(vm));
@@ -160,6 +225,7 @@ int run_restore(const Args& args) {
     return 0;
   }
   const RestoreResult result = execute_restore(repo, plan, request, owner);
+  if (verify) return verify_and_report(plan, request, owner, result, *verify, json);
   if (json) {
     Json j = plan_to_json(plan, request, owner);
     j["restored"] = {{"files", result.files}, {"bytes", result.bytes}};

@@ -123,7 +123,8 @@ std::optional<VerifyOptions> verify_options_from(const po::variables_map& vm,
     if (!text) throw usage_error("cannot read --verify-sql file " + file.string());
     v.checks = split_verify_sql(*text);
     v.check_source = file.string();
-    if (v.checks.empty()) throw usage_error("--verify-sql file " + file.string() + " holds no query");
+    if (v.checks.empty())
+      throw usage_error("--verify-sql file " + file.string() + " holds no query");
     if (request.target.kind != TargetKind::latest &&
         request.target.action == TargetAction::shutdown) {
       throw usage_error("--verify-sql needs a server that stays up at the target",

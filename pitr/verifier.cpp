@@ -35,7 +35,9 @@ std::string trim(std::string_view s) {
   return std::string(s.substr(b, e - b));
 }
 
-bool executable(const fs::path& p) { return ::access(p.c_str(), X_OK) == 0; }
+bool executable(const fs::path& p) {
+  return ::access(p.c_str(), X_OK) == 0;
+}
 
 // --pg-bindir, else /usr/lib/postgresql/<PG_VERSION>/bin, else the PATH.
 fs::path find_bindir(const VerifyOptions& o) {
@@ -47,7 +49,7 @@ fs::path find_bindir(const VerifyOptions& o) {
   }
   std::string version = trim(read_file_if_exists(o.data_dir / "PG_VERSION").value_or(""));
   for (const fs::path& dir : {fs::path("/usr/lib/postgresql") / version / "bin",
-                             fs::path("/usr/pgsql-" + version) / "bin"}) {
+                              fs::path("/usr/pgsql-" + version) / "bin"}) {
     if (!version.empty() && executable(dir / "postgres")) return dir;
   }
   if (const char* path = std::getenv("PATH")) {
@@ -211,10 +213,10 @@ struct Connector {
 
   PgConnPtr connect(const std::string& dbname) {
     for (size_t i = 0; i < users.size(); ++i) {
-      const char* keys[] = {"host",           "port",           "dbname", "user",
-                            "connect_timeout", "application_name", nullptr};
-      const char* values[] = {host.c_str(), port.c_str(), dbname.c_str(), users[i].c_str(),
-                              "10", "walvault-verify", nullptr};
+      const char* keys[] = {"host", "port", "dbname", "user", "connect_timeout", "application_name",
+                            nullptr};
+      const char* values[] = {host.c_str(), port.c_str(),      dbname.c_str(), users[i].c_str(),
+                              "10",         "walvault-verify", nullptr};
       PgConnPtr c(PQconnectdbParams(keys, values, 0));
       if (c && PQstatus(c.get()) == CONNECTION_OK) {
         if (i) std::rotate(users.begin(), users.begin() + long(i), users.begin() + long(i) + 1);
@@ -258,7 +260,8 @@ std::vector<std::string> log_lines(const fs::path& log_file) {
 std::string message_of(const std::string& line) {
   for (const char* level : {"PANIC:", "FATAL:", "walvault: error:"}) {
     const size_t at = line.find(level);
-    if (at != std::string::npos) return trim(std::string_view(line).substr(at + std::strlen(level)));
+    if (at != std::string::npos)
+      return trim(std::string_view(line).substr(at + std::strlen(level)));
   }
   return line;
 }
@@ -354,20 +357,32 @@ VerifyReport verify_restore(const RecoveryPlan& plan, const VerifyOptions& o) {
   auto c = [](const std::string& k, const std::string& v) { return k + "=" + v; };
   const std::vector<std::string> args = {
       (bindir / "postgres").string(),
-      "-D", o.data_dir.string(),
-      "-c", c("listen_addresses", ""),
-      "-c", c("port", std::to_string(port)),
-      "-c", c("unix_socket_directories", tmp.path().string()),
-      "-c", c("unix_socket_permissions", "0700"),
-      "-c", c("hba_file", hba.string()),
-      "-c", c("logging_collector", "off"),
-      "-c", c("log_destination", "stderr"),
-      "-c", c("hot_standby", "on"),
-      "-c", c("external_pid_file", ""),
+      "-D",
+      o.data_dir.string(),
+      "-c",
+      c("listen_addresses", ""),
+      "-c",
+      c("port", std::to_string(port)),
+      "-c",
+      c("unix_socket_directories", tmp.path().string()),
+      "-c",
+      c("unix_socket_permissions", "0700"),
+      "-c",
+      c("hba_file", hba.string()),
+      "-c",
+      c("logging_collector", "off"),
+      "-c",
+      c("log_destination", "stderr"),
+      "-c",
+      c("hot_standby", "on"),
+      "-c",
+      c("external_pid_file", ""),
       // Nothing of the check leaves the machine: WAL written after a promotion waits
       // (.ready) for the service's own archiving.
-      "-c", c("archive_command", ""),
-      "-c", c("archive_library", ""),
+      "-c",
+      c("archive_command", ""),
+      "-c",
+      c("archive_library", ""),
   };
   Connector connector{tmp.path().string(), std::to_string(port), {o.owner.name}, {}};
   if (o.owner.name != "postgres") connector.users.push_back("postgres");
@@ -434,16 +449,17 @@ VerifyReport verify_restore(const RecoveryPlan& plan, const VerifyOptions& o) {
           if (reason.empty() && l.find(level) != std::string::npos) reason = message_of(l);
         }
       }
-      if (reason.empty() && !report.server_errors.empty()) reason = message_of(report.server_errors[0]);
+      if (reason.empty() && !report.server_errors.empty())
+        reason = message_of(report.server_errors[0]);
       if (reason.empty()) reason = "no FATAL or PANIC line in its log";
-      fail("PostgreSQL stopped (" + server.exit_text() + ") before recovery reached the target: " +
-           reason);
+      fail("PostgreSQL stopped (" + server.exit_text() +
+           ") before recovery reached the target: " + reason);
     }
   } else if (state == "timeout") {
     report.state = "failed";
-    fail("recovery did not reach the target within " + std::to_string(o.timeout.count()) +
-         " s" + (connector.last_error.empty() ? "" : " (last connection error: " +
-                                                          connector.last_error + ")"));
+    fail("recovery did not reach the target within " + std::to_string(o.timeout.count()) + " s" +
+         (connector.last_error.empty() ? ""
+                                       : " (last connection error: " + connector.last_error + ")"));
   } else {
     report.state = state;
     if (state != want) fail("the server is " + state + ", the plan says " + want);
@@ -463,8 +479,8 @@ VerifyReport verify_restore(const RecoveryPlan& plan, const VerifyOptions& o) {
       report.last_replay_lsn = *v;
     }
     // Every database that accepts connections must answer.
-    PgResultPtr r(PQexec(conn.get(),
-                         "select datname from pg_database where datallowconn order by datname"));
+    PgResultPtr r(
+        PQexec(conn.get(), "select datname from pg_database where datallowconn order by datname"));
     std::vector<std::string> names;
     if (r && PQresultStatus(r.get()) == PGRES_TUPLES_OK) {
       for (int i = 0; i < PQntuples(r.get()); ++i) names.emplace_back(PQgetvalue(r.get(), i, 0));
@@ -475,8 +491,7 @@ VerifyReport verify_restore(const RecoveryPlan& plan, const VerifyOptions& o) {
       PgConnPtr dc = connector.connect(db);
       std::string e;
       if (!dc || query_value(dc.get(), "select 1", e) != std::optional<std::string>("1")) {
-        fail("database \"" + db + "\" does not answer: " +
-             (dc ? e : connector.last_error));
+        fail("database \"" + db + "\" does not answer: " + (dc ? e : connector.last_error));
       } else {
         report.databases.push_back(db);
       }
@@ -489,8 +504,8 @@ VerifyReport verify_restore(const RecoveryPlan& plan, const VerifyOptions& o) {
     if (!o.checks.empty()) {
       PgConnPtr dc = connector.connect(o.dbname);
       if (!dc) {
-        fail("cannot connect to database \"" + o.dbname + "\" for the checks: " +
-             connector.last_error);
+        fail("cannot connect to database \"" + o.dbname +
+             "\" for the checks: " + connector.last_error);
       }
       for (const auto& q : o.checks) {
         VerifyCheck check{q, false, {}};
@@ -535,9 +550,8 @@ Json verify_to_json(const VerifyReport& r) {
   j["stop"] = {{"server", r.stop_message.empty() ? Json(nullptr) : Json(r.stop_message)},
                {"planned", r.expected_stop},
                {"as_planned", r.stop_as_planned}};
-  j["last_replay"] = {
-      {"time", r.last_replay_time ? Json(*r.last_replay_time) : Json(nullptr)},
-      {"lsn", r.last_replay_lsn ? Json(*r.last_replay_lsn) : Json(nullptr)}};
+  j["last_replay"] = {{"time", r.last_replay_time ? Json(*r.last_replay_time) : Json(nullptr)},
+                      {"lsn", r.last_replay_lsn ? Json(*r.last_replay_lsn) : Json(nullptr)}};
   j["databases"] = r.databases;
   j["checks"] = Json::array();
   for (const auto& c : r.checks) {

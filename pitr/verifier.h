@@ -23,11 +23,11 @@ namespace walvault {
 struct VerifyOptions {
   fs::path data_dir;
   RestoreOwner owner;
-  std::optional<fs::path> pg_bindir;  // default: from PG_VERSION, then PATH
-  std::vector<std::string> checks;    // queries that must each return true
-  std::string check_source;           // the file they came from, for messages
-  std::string dbname = "postgres";    // where the checks run
-  std::chrono::seconds timeout{3600}; // for recovery to reach the target
+  std::optional<fs::path> pg_bindir;   // default: from PG_VERSION, then PATH
+  std::vector<std::string> checks;     // queries that must each return true
+  std::string check_source;            // the file they came from, for messages
+  std::string dbname = "postgres";     // where the checks run
+  std::chrono::seconds timeout{3600};  // for recovery to reach the target
 };
 
 struct VerifyCheck {
@@ -38,12 +38,12 @@ struct VerifyCheck {
 
 struct VerifyReport {
   bool passed = false;
-  std::string state;         // "promoted", "paused", "shut down at the target", "failed"
-  std::string failure;       // why it did not pass (empty when passed)
+  std::string state;    // "promoted", "paused", "shut down at the target", "failed"
+  std::string failure;  // why it did not pass (empty when passed)
   std::vector<std::string> server_errors;  // FATAL/PANIC lines (and walvault errors) of the log
   std::string stop_message;  // the server's "recovery stopping ..." line, when there is one
   bool stop_as_planned = false;
-  std::string expected_stop;  // describe(plan.stop)
+  std::string expected_stop;                    // describe(plan.stop)
   std::optional<std::string> last_replay_time;  // pg_last_xact_replay_timestamp(), UTC
   std::optional<std::string> last_replay_lsn;   // pg_last_wal_replay_lsn()
   std::vector<std::string> databases;           // every database that answered SELECT 1

@@ -48,7 +48,8 @@ TEST(VerifyStop, MatchesTheServersStopLineToThePlan) {
       name, "recovery stopping at restore point \"before\", time 2026-12-03 14:05:00+00"));
 
   RecoveryStop at_lsn{RecoveryStop::Where::at_lsn, std::nullopt, Lsn(1)};
-  EXPECT_TRUE(stop_message_matches(at_lsn, "recovery stopping after WAL location (LSN) \"0/B7C658\""));
+  EXPECT_TRUE(
+      stop_message_matches(at_lsn, "recovery stopping after WAL location (LSN) \"0/B7C658\""));
   RecoveryStop immediate{RecoveryStop::Where::at_consistency, std::nullopt, Lsn(1)};
   EXPECT_TRUE(stop_message_matches(immediate, "recovery stopping after reaching consistency"));
   RecoveryStop latest{RecoveryStop::Where::end_of_wal, std::nullopt, Lsn(1)};

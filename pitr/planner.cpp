@@ -367,6 +367,18 @@ RecoveryPlan plan_recovery(const RepoState& repo, WalView& wal, const RecoveryTa
         "timeline " + std::to_string(target.timeline.timeline.value) + " is not in the repository",
         "walvault info lists the timelines it holds");
   }
+  // PostgreSQL itself refuses a numeric recovery_target_timeline other than 1 without its
+  // history file ("recovery target timeline N does not exist"), and without it the WAL to
+  // replay is unknown.
+  if (target.timeline.kind != TimelineChoice::Kind::current && refused_timeline.value > 1 &&
+      repo.history_of(refused_timeline).spans().size() <= 1) {
+    throw unreachable_error(
+        "timeline " + std::to_string(refused_timeline.value) +
+            " has no history file in the repository (" + history_file_name(refused_timeline) +
+            "): its ancestry is unknown, so PostgreSQL cannot recover along it",
+        "restore the history file into the repository's wal/ directory, or choose "
+        "--target-timeline with a timeline whose history is archived");
+  }
   std::optional<Lsn> beyond_end;
   for (const BackupInfo* b : candidates) {
     if (!repo.identity.system_identifier.empty() && !b->system_identifier.empty() &&

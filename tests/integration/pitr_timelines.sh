@@ -151,5 +151,27 @@ wv_assert_eq "A:10 B:5" "$(R "$R4" "select string_agg(phase || ':' || n, ' ' ord
 wv_assert_match "^[3-9]$" "$(R "$R4" "select timeline_id from pg_control_checkpoint()")" "... and promoted to a new timeline (not 1 or 2)"
 wv_pg_stop "$R4"
 
+wv_step "refusals: a timeline that does not exist, a missing history file"
+# refuse NAME REPO ARGS... — exit 3, one error line, the target directory not created.
+refuse() {
+  local name=$1 repo=$2 dir=$WV_TMP/never-$1
+  shift 2
+  wv_capture "$OUT/refuse-$name" wv_walvault restore --repo "$repo" --target-dir "$dir" "$@"
+  wv_assert_eq 3 "$WV_RC" "$name: exit status 3"
+  wv_assert_walvault_error "$OUT/refuse-$name.err" "$name: one 'walvault: error:' line (+ HINT)"
+  sed 's/^/    | /' "$OUT/refuse-$name.err"
+  wv_assert_eq absent "$(wv_fingerprint "$dir")" "$name: target directory not created"
+}
+refuse no-such-timeline "$REPO" --target-time "$T3" --target-timeline 9
+wv_assert_match 'timeline 9 is not in the repository' "$(cat "$OUT/refuse-no-such-timeline.err")" "no-such-timeline: says so"
+NOHIST=$WV_TMP/repo-no-history
+cp -a "$REPO" "$NOHIST"
+rm -- "$NOHIST/wal/00000002.history"
+for tl in latest 2; do
+  refuse "no-history-$tl" "$NOHIST" --target-time "$T3" --target-timeline "$tl"
+  wv_assert_match 'timeline 2 has no history file in the repository \(00000002.history\)' \
+    "$(cat "$OUT/refuse-no-history-$tl.err")" "no-history ($tl): names the missing history file"
+done
+
 echo
 wv_summary pitr_timelines

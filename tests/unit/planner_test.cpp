@@ -370,6 +370,31 @@ TEST_F(TwoTimelines, AGivenTimelineUsesItsOwnHistory) {
   EXPECT_THROW(plan_recovery(repo, wal, t, "cmd"), Error);
 }
 
+TEST_F(TwoTimelines, RefusesATimelineWhoseHistoryFileIsMissing) {
+  // 00000002.history deleted: the catalog knows timeline 2 (its WAL) but not its parent.
+  repo.histories.erase(TL2);
+  repo.histories.emplace(TL2, TimelineHistory(TL2));
+  for (auto choice : {TimelineChoice{TimelineChoice::Kind::latest, {}},
+                      TimelineChoice{TimelineChoice::Kind::given, TL2}}) {
+    RecoveryTarget t = time_target("2026-12-03 12:50:00Z");
+    t.timeline = choice;
+    try {
+      plan_recovery(repo, wal, t, "cmd");
+      ADD_FAILURE() << "not refused";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ExitCode::unreachable);
+      EXPECT_NE(std::string(e.what()).find("timeline 2 has no history file in the repository "
+                                           "(00000002.history)"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  // Timeline 1 needs none.
+  RecoveryTarget t = time_target("2026-12-03 10:30:00Z");
+  t.timeline = {TimelineChoice::Kind::given, TL1};
+  EXPECT_EQ(plan_recovery(repo, wal, t, "cmd").backup.id, "B1");
+}
+
 TEST_F(TwoTimelines, TheSwitchSegmentMustComeFromTheNewTimeline) {
   // Timeline 2's copy of segment 7 (which holds the switch point) is missing: PostgreSQL
   // would read timeline 2's WAL from there, so the history is broken at segment 7.

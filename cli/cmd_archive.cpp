@@ -45,6 +45,9 @@ int run_archive(const Args& args) {
        "flush and report as soon as the stream is idle (use as a synchronous standby)")
       ("endpos", po::value<std::string>(), "stop with exit 0 once WAL up to this LSN is durable")
       ("no-loop", po::bool_switch(), "exit non-zero when the connection is lost")
+      ("allow-gap", po::bool_switch(),
+       "when the server no longer has the WAL at the archive's end, record the gap and "
+       "continue at the server's oldest WAL (default: fail)")
       ("compress", po::value<std::string>()->default_value("lz4"), "lz4 or none")
       ("io", po::value<std::string>()->default_value("auto"), "auto, uring or pwrite")
       ("status-interval-ms", po::value<int>()->default_value(10'000),
@@ -55,7 +58,7 @@ int run_archive(const Args& args) {
   po::variables_map vm;
   if (!parse_options("archive",
                      "--repo DIR --dbname CONNSTR [--slot NAME [--create-slot] [--drop-slot]] "
-                     "[--synchronous] [--endpos LSN] [--no-loop] [--compress lz4|none] "
+                     "[--synchronous] [--endpos LSN] [--no-loop] [--allow-gap] [--compress lz4|none] "
                      "[--io auto|uring|pwrite]",
                      desc, args, vm)) {
     return 0;
@@ -77,6 +80,7 @@ int run_archive(const Args& args) {
   options.repo = repo_option(vm);
   options.synchronous = vm["synchronous"].as<bool>();
   options.no_loop = vm["no-loop"].as<bool>();
+  options.allow_gap = vm["allow-gap"].as<bool>();
   if (vm.count("endpos")) {
     const std::string text = vm["endpos"].as<std::string>();
     auto lsn = Lsn::parse(text);

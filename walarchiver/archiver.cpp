@@ -7,6 +7,9 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/json.h"
+#include "core/pg.h"
+#include "core/timestamp.h"
 #include "core/log.h"
 #include "core/repo_lock.h"
 #include "walarchiver/replication_connection.h"
@@ -37,6 +40,52 @@ void ensure_slot(ReplicationConnection& conn, const ArchiveOptions& options) {
     throw Error("replication slot \"" + options.slot + "\" is a " + info->slot_type + " slot",
                 "walvault archive needs a physical slot");
   }
+  if (!info->restart_lsn.valid()) {
+    // PostgreSQL 15 clears restart_lsn when it invalidates a slot (wal_status = lost,
+    // max_slot_wal_keep_size exceeded); a slot created without reserving WAL has none yet.
+    // Streaming from it would silently revive it at whatever WAL the server still has.
+    throw Error("replication slot \"" + options.slot +
+                    "\" reserves no WAL: the server has invalidated it (wal_status = lost: WAL "
+                    "it held was removed), or it was created without reserving WAL",
+                "WAL the archive may need is probably gone; check pg_replication_slots, drop the "
+                "slot (walvault archive --slot " + options.slot +
+                    " --drop-slot), run again with --create-slot (add --allow-gap if the archive "
+                    "must skip the missing WAL) and take a new base backup; consider raising "
+                    "max_slot_wal_keep_size");
+  }
+}
+
+// The start of the oldest WAL segment of timeline tli in the server's pg_wal (an ordinary
+// SQL connection with the same connection string; needs pg_monitor or superuser), or
+// nothing when it cannot be asked.
+std::optional<Lsn> oldest_server_wal(const std::string& conninfo, TimelineId tli,
+                                     uint64_t segment_size) {
+  std::vector<const char*> keys, values;
+  if (!conninfo.empty()) {
+    keys.push_back("dbname");
+    values.push_back(conninfo.c_str());
+  }
+  keys.push_back("application_name");
+  values.push_back("walvault");
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  PgConnPtr conn(PQconnectdbParams(keys.data(), values.data(), 1));
+  if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
+    log::warning("could not ask the server for its oldest WAL: " + pg_error_message(conn.get()));
+    return std::nullopt;
+  }
+  const std::string sql =
+      "SELECT min(name) FROM pg_ls_waldir() WHERE name ~ '^" + tli.hex() + "[0-9A-F]{16}$'";
+  PgResultPtr res(PQexec(conn.get(), sql.c_str()));
+  if (!res || PQresultStatus(res.get()) != PGRES_TUPLES_OK || PQntuples(res.get()) != 1 ||
+      PQgetisnull(res.get(), 0, 0)) {
+    log::warning("could not ask the server for its oldest WAL: " +
+                 (res ? pg_result_error(res.get()) : pg_error_message(conn.get())));
+    return std::nullopt;
+  }
+  auto parsed = parse_wal_file_name(PQgetvalue(res.get(), 0, 0), segment_size);
+  if (!parsed) return std::nullopt;
+  return segment_start(parsed->segno, segment_size);
 }
 
 // Sleeps for ms unless a stop is requested first; returns false when one was.
@@ -59,6 +108,9 @@ ArchiveResult run_archiver(const ArchiveOptions& options) {
   std::optional<Lsn> explicit_start = options.start;
   std::optional<TimelineId> explicit_tli = options.start_timeline;
   int backoff_ms = kFirstBackoffMs;
+  int failed_attempts = 0;  // since the last progress
+  bool reconnect_logged = false;
+  std::string last_failure;
   uint64_t bytes_received = 0;
 
   for (;;) {
@@ -87,6 +139,11 @@ ArchiveResult run_archiver(const ArchiveOptions& options) {
       } else {
         start = find_start_point(*repo, conn, server, options.slot);
       }
+      if (failed_attempts > 0 && !reconnect_logged) {
+        reconnect_logged = true;
+        log::info("connected again after " + std::to_string(failed_attempts) +
+                  " failed attempt(s)");
+      }
       log::info("starting at " + start.lsn.str() + " on timeline " +
                 std::to_string(start.timeline.value) + " (" + start.why + ")");
       durable_before = start.lsn;
@@ -102,6 +159,43 @@ ArchiveResult run_archiver(const ArchiveOptions& options) {
       StreamResult result;
       try {
         result = receiver.stream(start.timeline, start.lsn);
+      } catch (const WalRemoved& e) {
+        bytes_received += receiver.bytes_received();
+        const TimelineId tli = sink->timeline();
+        const Lsn gap_start = sink->position();
+        const std::string where = gap_start.str() + " on timeline " + std::to_string(tli.value);
+        if (!options.allow_gap) {
+          throw Error("the server no longer has the WAL at " + where + " (" + e.what() +
+                          "): archiving on would leave a gap in the archive",
+                      "the archive is intact up to " + gap_start.str() +
+                          "; the WAL after it is lost. Take a new base backup, then run again "
+                          "with --allow-gap to record the gap and continue from the server's "
+                          "oldest WAL; use --slot so that the server keeps what the archive "
+                          "has not received");
+        }
+        const uint64_t seg = repo->segment_size();
+        std::optional<Lsn> resume = oldest_server_wal(options.conninfo, tli, seg);
+        if (!resume || *resume <= gap_start) {
+          if (tli != server.timeline) {
+            throw Error("the server no longer has the WAL at " + where +
+                            " and cannot say where its WAL on that timeline begins",
+                        "take a new base backup; archiving continues on the server's timeline "
+                        "after moving the repository aside");
+          }
+          resume = segment_start(segment_of(conn.identify_system().xlogpos, seg), seg);
+        }
+        if (*resume <= gap_start) throw;  // a race with the server's checkpoint: let it fail
+        RecordedGap gap{tli, gap_start, *resume, format_iso8601_utc(now()), e.what()};
+        record_gap(*repo, gap);
+        log::warning("GAP: the WAL from " + gap_start.str() + " to " + resume->str() +
+                     " on timeline " + std::to_string(tli.value) +
+                     " was removed by the server before it was archived and is lost; "
+                     "recorded in " + (repo->wal_dir(tli) / "gaps.json").string() +
+                     "; continuing at " + resume->str() +
+                     " (--allow-gap). Take a new base backup: recovery cannot cross the gap");
+        explicit_start = *resume;
+        explicit_tli = tli;
+        continue;
       } catch (...) {
         bytes_received += receiver.bytes_received();
         throw;
@@ -118,14 +212,31 @@ ArchiveResult run_archiver(const ArchiveOptions& options) {
       return out;
     } catch (const ConnectionLost& e) {
       if (options.no_loop) throw;
-      if (sink && sink->durable_lsn() > durable_before) backoff_ms = kFirstBackoffMs;
+      if (sink && sink->durable_lsn() > durable_before) {
+        // Progress since the last failure: this is a new outage.
+        backoff_ms = kFirstBackoffMs;
+        failed_attempts = 0;
+        reconnect_logged = false;
+      }
       // An explicit start is consumed once: later attempts continue where this one ended.
       if (explicit_start && sink && sink->durable_lsn().valid()) {
         explicit_start = sink->durable_lsn();
         explicit_tli = sink->timeline();
       }
-      log::warning(std::string(e.what()) + "; reconnecting in " +
-                   std::to_string(backoff_ms / 1000.0).substr(0, 4) + " s");
+      // One warning per outage (and when the reason changes); the retries in between are
+      // debug messages, so a server that is down for hours does not flood the log.
+      const std::string reason = e.what();
+      const std::string retry_in = std::to_string(backoff_ms / 1000.0).substr(0, 4) + " s";
+      if (failed_attempts == 0 || reason != last_failure) {
+        log::warning(reason + "; reconnecting with backoff (first retry in " + retry_in +
+                     ", then doubling up to " + std::to_string(options.max_backoff_ms / 1000) +
+                     " s; further attempts are not logged while the reason stays the same)");
+      } else {
+        log::debug(reason + "; attempt " + std::to_string(failed_attempts + 1) +
+                   ", retrying in " + retry_in);
+      }
+      last_failure = reason;
+      ++failed_attempts;
       if (!sleep_unless_stopped(backoff_ms, options.stop_requested)) {
         ArchiveResult out;
         if (sink) {
@@ -139,6 +250,39 @@ ArchiveResult run_archiver(const ArchiveOptions& options) {
       backoff_ms = std::min(backoff_ms * 2, options.max_backoff_ms);
     }
   }
+}
+
+void record_gap(const Repository& repo, const RecordedGap& gap) {
+  const fs::path path = repo.wal_dir(gap.timeline) / "gaps.json";
+  Json doc = Json::object();
+  if (auto existing = read_file_if_exists(path)) doc = Json::parse(*existing);
+  if (!doc.contains("gaps")) doc["gaps"] = Json::array();
+  Json g = Json::object();
+  g["timeline"] = gap.timeline.value;
+  g["start_lsn"] = gap.start.str();
+  g["end_lsn"] = gap.end.str();
+  g["detected_at"] = gap.detected_at;
+  g["reason"] = gap.reason;
+  doc["gaps"].push_back(g);
+  make_dirs(path.parent_path());
+  write_file_durable(path, doc.dump(2) + "\n");
+}
+
+std::vector<RecordedGap> recorded_gaps(const Repository& repo, TimelineId tli) {
+  std::vector<RecordedGap> out;
+  auto text = read_file_if_exists(repo.wal_dir(tli) / "gaps.json");
+  if (!text) return out;
+  const Json doc = Json::parse(*text);
+  for (const auto& g : doc.value("gaps", Json::array())) {
+    RecordedGap r;
+    r.timeline = TimelineId(g.value("timeline", tli.value));
+    r.start = Lsn::parse(g.value("start_lsn", std::string())).value_or(Lsn());
+    r.end = Lsn::parse(g.value("end_lsn", std::string())).value_or(Lsn());
+    r.detected_at = g.value("detected_at", std::string());
+    r.reason = g.value("reason", std::string());
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 void drop_replication_slot(const std::string& conninfo, const std::string& slot) {

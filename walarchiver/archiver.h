@@ -6,6 +6,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/fs.h"
 #include "core/io.h"
@@ -28,6 +29,9 @@ struct ArchiveOptions {
   std::optional<Lsn> endpos;  // stop with exit 0 once everything up to here is durable
   bool no_loop = false;       // a lost connection ends the command instead of reconnecting
   bool synchronous = false;
+  // When the server no longer has the WAL at the archive's end: record the gap
+  // (wal/<TLI>/gaps.json) and continue at the server's oldest WAL instead of failing.
+  bool allow_gap = false;
   Compression compression = Compression::lz4;
   IoMode io = IoMode::automatic;
   int status_interval_ms = 10'000;
@@ -45,6 +49,18 @@ struct ArchiveResult {
 // Runs until endpos, a stop request, or an Error (a lost connection is one only with
 // no_loop). Sets umask 077: repository files are 0600, directories 0700.
 ArchiveResult run_archiver(const ArchiveOptions& options);
+
+// A gap the archiver had to leave: WAL [start, end) on timeline was removed by the server
+// before it was archived. Appended to wal/<TLI>/gaps.json (docs/repository-format.md).
+struct RecordedGap {
+  TimelineId timeline;
+  Lsn start;
+  Lsn end;
+  std::string detected_at;  // ISO 8601
+  std::string reason;
+};
+void record_gap(const Repository& repo, const RecordedGap& gap);
+std::vector<RecordedGap> recorded_gaps(const Repository& repo, TimelineId tli);
 
 // DROP_REPLICATION_SLOT (for --drop-slot).
 void drop_replication_slot(const std::string& conninfo, const std::string& slot);

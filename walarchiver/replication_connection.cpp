@@ -107,7 +107,19 @@ ReplicationConnection ReplicationConnection::connect(const std::string& conninfo
   return rc;
 }
 
+void throw_if_wal_removed(const std::string& server_message) {
+  static constexpr std::string_view kPrefix = "requested WAL segment ";
+  static constexpr std::string_view kSuffix = " has already been removed";
+  const size_t at = server_message.find(kPrefix);
+  if (at == std::string::npos) return;
+  const size_t name_at = at + kPrefix.size();
+  const size_t end = server_message.find(kSuffix, name_at);
+  if (end == std::string::npos) return;
+  throw WalRemoved(one_line(server_message), server_message.substr(name_at, end - name_at));
+}
+
 void ReplicationConnection::throw_lost(const std::string& what) {
+  throw_if_wal_removed(pg_error_message(conn_.get()));
   throw ConnectionLost(what + ": " + one_line(pg_error_message(conn_.get())),
                        "walvault reconnects by itself unless --no-loop is given");
 }
@@ -208,6 +220,14 @@ void ReplicationConnection::start_streaming(const std::string& slot, Lsn start, 
   if (!res) throw_lost("could not send \"" + cmd + "\"");
   if (PQresultStatus(res.get()) != PGRES_COPY_BOTH) {
     if (PQstatus(conn_.get()) != CONNECTION_OK) throw_lost("\"" + cmd + "\" failed");
+    const std::string message = pg_result_error(res.get());
+    throw_if_wal_removed(message);
+    if (message.find(" is active for PID ") != std::string::npos) {
+      // The walsender of a connection that just died may hold the slot for a while
+      // (until it notices): worth retrying.
+      throw ConnectionLost("could not start streaming WAL: " + one_line(message),
+                           "another process streams from this slot; walvault retries");
+    }
     throw Error("could not start streaming WAL at " + start.str() + " on timeline " +
                     std::to_string(tli.value) + ": " + pg_result_error(res.get()),
                 "the server may no longer have this WAL; use a replication slot (--slot) so "
@@ -321,6 +341,7 @@ StreamEnd ReplicationConnection::finish_streaming() {
     }
     if (st == PGRES_COMMAND_OK) continue;
     if (PQstatus(conn_.get()) != CONNECTION_OK) throw_lost("the WAL stream ended with an error");
+    throw_if_wal_removed(pg_result_error(res.get()));
     throw Error("the WAL stream ended with an error: " + pg_result_error(res.get()));
   }
   if (PQstatus(conn_.get()) != CONNECTION_OK) throw_lost("the WAL stream ended");

@@ -20,6 +20,21 @@ class ConnectionLost : public Error {
   using Error::Error;
 };
 
+// The server no longer has WAL that was asked for ("requested WAL segment ... has already
+// been removed"): streaming from there cannot succeed, however often it is retried.
+class WalRemoved : public Error {
+ public:
+  WalRemoved(std::string message, std::string segment)
+      : Error(std::move(message)), segment_(std::move(segment)) {}
+  const std::string& segment() const { return segment_; }
+
+ private:
+  std::string segment_;
+};
+
+// Throws WalRemoved when a server message says that requested WAL has been removed.
+void throw_if_wal_removed(const std::string& server_message);
+
 struct SystemInfo {
   std::string system_identifier;  // decimal, as IDENTIFY_SYSTEM prints it
   TimelineId timeline;

@@ -39,6 +39,10 @@ StreamResult WalReceiver::stream(TimelineId tli, Lsn start) {
     // What arrived is valid WAL: keep it, so that the next attempt continues after it.
     if (sink_.is_open()) sink_.finish();
     throw;
+  } catch (const WalRemoved&) {
+    // The same: everything before the missing WAL stays archived (a gap starts after it).
+    if (sink_.is_open()) sink_.finish();
+    throw;
   }
 }
 

@@ -110,7 +110,6 @@ ArchiveResult run_archiver(const ArchiveOptions& options) {
   int backoff_ms = kFirstBackoffMs;
   int failed_attempts = 0;  // since the last progress
   bool reconnect_logged = false;
-  std::string last_failure;
   uint64_t bytes_received = 0;
 
   for (;;) {
@@ -223,19 +222,18 @@ ArchiveResult run_archiver(const ArchiveOptions& options) {
         explicit_start = sink->durable_lsn();
         explicit_tli = sink->timeline();
       }
-      // One warning per outage (and when the reason changes); the retries in between are
+      // One warning per outage (until data flows again); the retries in between are
       // debug messages, so a server that is down for hours does not flood the log.
       const std::string reason = e.what();
       const std::string retry_in = std::to_string(backoff_ms / 1000.0).substr(0, 4) + " s";
-      if (failed_attempts == 0 || reason != last_failure) {
+      if (failed_attempts == 0) {
         log::warning(reason + "; reconnecting with backoff (first retry in " + retry_in +
                      ", then doubling up to " + std::to_string(options.max_backoff_ms / 1000) +
-                     " s; further attempts are not logged while the reason stays the same)");
+                     " s; further attempts of this outage are debug messages)");
       } else {
         log::debug(reason + "; attempt " + std::to_string(failed_attempts + 1) +
                    ", retrying in " + retry_in);
       }
-      last_failure = reason;
       ++failed_attempts;
       if (!sleep_unless_stopped(backoff_ms, options.stop_requested)) {
         ArchiveResult out;

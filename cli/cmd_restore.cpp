@@ -174,7 +174,7 @@ int run_restore(const Args& args) {
       "target-exclusive", po::bool_switch()->default_value(false), "stop just before the target")(
       "target-timeline", po::value<std::string>()->default_value("latest"),
       "latest, current or a number")("target-action",
-                                     po::value<std::string>()->default_value("pause"),
+                                     po::value<std::string>()->default_value("promote"),
                                      "at the target: promote, pause or shutdown")(
       "owner", po::value<std::string>(),
       "OS user that will run PostgreSQL (default: you, or postgres for root)")(

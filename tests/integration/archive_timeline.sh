@@ -57,7 +57,7 @@ wv_pg_stop "$STANDBY" fast
 wv_pg_start "$STANDBY"
 wv_wait_for -m "the archiver did not reconnect" \
   bash -c "(( \$(grep -c 'streaming WAL from' '$OUT/archive.log') >= 2 ))"
-wv_assert_eq 1 "$(grep -c 'reconnecting in' "$OUT/archive.log" || true)" \
+wv_assert_eq 1 "$(grep -c 'reconnecting with backoff' "$OUT/archive.log" || true)" \
   "the lost connection is logged once"
 wv_assert "the archiver is still running after the restart" wv_bg_alive "$ARCHIVER"
 

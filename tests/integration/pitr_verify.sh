@@ -104,7 +104,7 @@ wv_pg_stop "$R1"
 # ---------------------------------------------------------------- 2. a failing check
 wv_step "2. --target-name before_more_rows (pause), a check that is false"
 R2=$WV_TMP/restored2
-wv_capture "$OUT/v2" "$WALVAULT" restore --repo "$REPO" --target-dir "$R2" --target-name before_more_rows \
+wv_capture "$OUT/v2" "$WALVAULT" restore --repo "$REPO" --target-dir "$R2" --target-name before_more_rows --target-action pause \
   --verify --verify-sql "$OUT/false.sql"
 wv_assert_eq 1 "$WV_RC" "a false check makes --verify exit 1"
 wv_assert_match 'server state +paused' "$(cat "$OUT/v2.out")" "the server was paused at the restore point"

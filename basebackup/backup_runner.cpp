@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "core/wal_inventory.h"
 #include "core/repo_lock.h"
 #include "core/repository.h"
 #include "walarchiver/archiver.h"
@@ -146,8 +147,25 @@ void ensure_wal(const BackupOptions& o, const Repository& repo, const BackupInfo
     a.endpos = info.stop_lsn;
     a.no_loop = true;
     a.stop_requested = o.stop_requested;
+    // Close the archive's own tail first: streaming only the backup's range would leave a
+    // hole between the archive's end and the backup's start, which a later archiver run
+    // (resuming from the archive's end) never fills, and commits in it could not be restored.
+    const TimelineWal archived = scan_timeline_wal(repo, info.timeline);
+    if (!archived.ranges.empty() && archived.ranges.back().end < info.start_lsn) {
+      a.start = archived.ranges.back().end;
+    }
     try {
-      const ArchiveResult res = run_archiver(a);
+      ArchiveResult res;
+      try {
+        res = run_archiver(a);
+      } catch (const Error& e) {
+        if (*a.start == info.start_lsn || archiver_running(repo)) throw;
+        log::warning("could not archive the WAL between the archive's end " + a.start->str() +
+                     " and the backup's start " + info.start_lsn.str() + " (" + e.what() +
+                     "); the archive keeps a gap there");
+        a.start = info.start_lsn;
+        res = run_archiver(a);
+      }
       if (!res.endpos_reached) {
         throw Error("interrupted while archiving the WAL of the backup",
                     "the backup is marked failed; run it again");

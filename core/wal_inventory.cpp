@@ -49,16 +49,24 @@ TimelineWal scan_timeline_wal(const Repository& repo, TimelineId tli) {
     ranges.push_back({start, start + seg});
     if (!out.last_complete || e.segno > *out.last_complete) out.last_complete = e.segno;
   }
-  // Only the newest partial beyond the last complete segment counts; an older one has been
-  // superseded by its complete file (or is a leftover that the complete file replaced).
-  for (auto it = partials.rbegin(); it != partials.rend(); ++it) {
-    if (out.last_complete && it->segno <= *out.last_complete) break;
-    const uint64_t bytes = partial_durable_bytes(*it);
-    out.partial = *it;
-    out.partial_bytes = bytes;
-    const Lsn start = segment_start(it->segno, seg);
+  // Every .partial without a complete file of the same segment holds durable WAL: the
+  // newest is the segment being received; an older one is where an archiver stopped before
+  // a hole (or the end of an abandoned timeline). Counting it lets the hole show as a gap.
+  std::optional<SegmentNo> previous;
+  for (auto& p : partials) {
+    const bool superseded =
+        std::any_of(ranges.begin(), ranges.end(), [&](const WalRange& r) {
+          return r.start == segment_start(p.segno, seg) && r.end == r.start + seg;
+        });
+    if (superseded || (previous && *previous == p.segno)) continue;
+    previous = p.segno;
+    const uint64_t bytes = partial_durable_bytes(p);
+    const Lsn start = segment_start(p.segno, seg);
     ranges.push_back({start, start + bytes});
-    break;
+    if (!out.last_complete || p.segno > *out.last_complete) {
+      out.partial = p;
+      out.partial_bytes = bytes;
+    }
   }
   out.ranges = merge_ranges(std::move(ranges));
   return out;

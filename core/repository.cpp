@@ -1,5 +1,6 @@
 #include "core/repository.h"
 
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,7 +12,20 @@
 namespace walvault {
 namespace {
 constexpr const char* kIdentityFile = "walvault.json";
+
+// root writing into a repository that another user owns would leave files (0600, owned by
+// root) that the owner — and the restore_command PostgreSQL runs as that owner — cannot read.
+void refuse_foreign_owner_as_root(const fs::path& root) {
+  if (::geteuid() != 0) return;
+  struct stat st;
+  if (::stat(root.c_str(), &st) != 0 || st.st_uid == 0) return;
+  std::string owner = std::to_string(st.st_uid);
+  if (struct passwd* pw = ::getpwuid(st.st_uid)) owner = pw->pw_name;
+  throw Error("repository \"" + root.string() + "\" belongs to user " + owner +
+                  "; running as root would leave files that " + owner + " cannot read",
+              "run walvault as " + owner + ", e.g. runuser -u " + owner + " -- walvault ...");
 }
+}  // namespace
 
 std::string_view compression_suffix(Compression c) {
   return c == Compression::lz4 ? ".lz4" : "";
@@ -80,6 +94,7 @@ Repository Repository::open_or_create(const fs::path& root, const RepoIdentity& 
                   "give --repo an empty or absent directory to create a new repository");
     }
     Repository repo = open(root);
+    refuse_foreign_owner_as_root(root);
     const RepoIdentity& have = repo.identity();
     if (have.system_identifier != server.system_identifier) {
       throw Error("repository \"" + root.string() + "\" belongs to database system " +

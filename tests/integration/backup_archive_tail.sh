@@ -46,4 +46,14 @@ for ((n = 16#${first:16:8}; n <= 16#${last:16:8}; n++)); do
 done
 wv_assert_eq 0 "$missing" "every segment from the old archive end ($first) to the backup start ($last) is archived"
 
+if wv_is_root; then
+  wv_step "root may not write into the postgres-owned repository"
+  before=$(find "$REPO" -printf '%p %s %u\n' | sort | md5sum)
+  wv_capture "$OUT/root" "$WALVAULT" backup --repo "$REPO" --dbname "$CONN user=postgres" --checkpoint fast
+  wv_assert_eq 1 "$WV_RC" "backup as root exits 1"
+  wv_assert_match "belongs to user postgres" "$(cat "$OUT/root.err")" "the error names the owner"
+  wv_assert_match "HINT: run walvault as postgres" "$(cat "$OUT/root.err")" "the hint says whom to run as"
+  wv_assert_eq "$before" "$(find "$REPO" -printf '%p %s %u\n' | sort | md5sum)" "the repository is unchanged"
+fi
+
 wv_summary backup_archive_tail

@@ -99,19 +99,39 @@ void save_backup_info(const Repository& repo, const BackupInfo& b) {
   write_file_durable(backup_dir(repo, b.id) / "backup.json", to_json(b).dump(2) + "\n");
 }
 
-std::vector<BackupInfo> load_backups(const Repository& repo) {
+std::vector<BackupInfo> load_backups(const Repository& repo, std::vector<std::string>* problems) {
   std::vector<BackupInfo> out;
+  auto report = [&](const std::string& problem) {
+    if (problems) problems->push_back(problem);
+  };
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(repo.backups_dir(), ec)) {
     if (!e.is_directory()) continue;
     const fs::path file = e.path() / "backup.json";
-    auto text = read_file_if_exists(file);
-    if (!text) continue;  // a backup that never wrote its metadata is not a backup
+    std::optional<std::string> text;
     try {
-      out.push_back(backup_info_from_json(Json::parse(*text)));
+      text = read_file_if_exists(file);
+    } catch (const Error& ex) {
+      report("backup " + e.path().filename().string() + " is unreadable: " + ex.what());
+      continue;
+    }
+    if (!text) {
+      report("backup " + e.path().filename().string() +
+             " has no backup.json: it is not offered for restore");
+      continue;
+    }
+    try {
+      BackupInfo b = backup_info_from_json(Json::parse(*text));
+      if (b.id != e.path().filename().string()) throw Error("its id is \"" + b.id + "\"");
+      out.push_back(std::move(b));
     } catch (const std::exception& ex) {
-      throw Error("\"" + file.string() + "\" is damaged: " + ex.what(),
-                  "run walvault verify; remove the backup directory if it cannot be repaired");
+      std::string why = ex.what();
+      // nlohmann prefixes "[json.exception.parse_error.101] "; the reader needs the rest.
+      if (auto pos = why.find("] "); why.starts_with("[json.") && pos != std::string::npos) {
+        why = why.substr(pos + 2);
+      }
+      report("backup " + e.path().filename().string() +
+             " is not offered for restore: its backup.json is damaged (" + why + ")");
     }
   }
   std::sort(out.begin(), out.end(), [](const BackupInfo& a, const BackupInfo& b) {

@@ -52,7 +52,10 @@ BackupInfo backup_info_from_json(const Json& j);  // throws Json::exception on b
 
 fs::path backup_dir(const Repository& repo, const std::string& id);
 void save_backup_info(const Repository& repo, const BackupInfo& b);  // durable
-// Every backups/*/backup.json, ascending by start LSN. A damaged backup.json is an Error.
-std::vector<BackupInfo> load_backups(const Repository& repo);
+// Every backups/*/backup.json, ascending by start LSN. A backup whose backup.json is
+// damaged or missing is left out and described in *problems (one line each): one bad
+// backup must not hide the others, nor disappear without a word.
+std::vector<BackupInfo> load_backups(const Repository& repo,
+                                     std::vector<std::string>* problems = nullptr);
 
 }  // namespace walvault

@@ -74,7 +74,7 @@ std::string format_compact_utc(Timestamp t) {
   return buf;
 }
 
-std::optional<ParsedTimestamp> parse_timestamp(std::string_view s) {
+std::optional<ParsedTimestamp> parse_timestamp(std::string_view s, std::string* why) {
   while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
   while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
   struct tm tm = {};
@@ -106,6 +106,9 @@ std::optional<ParsedTimestamp> parse_timestamp(std::string_view s) {
       second > 60) {
     return std::nullopt;
   }
+  static constexpr int kDaysInMonth[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  if (day > kDaysInMonth[month - 1] || (month == 2 && day == 29 && !leap)) return std::nullopt;
   while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
   bool had_zone = false;
   int offset_s = 0;
@@ -138,8 +141,29 @@ std::optional<ParsedTimestamp> parse_timestamp(std::string_view s) {
   if (had_zone) {
     secs = timegm(&tm) - offset_s;
   } else {
-    tm.tm_isdst = -1;
-    secs = mktime(&tm);
+    // Try the wall-clock time as standard and as daylight time; keep the readings that map
+    // back to the same wall clock. Two different ones: ambiguous; none: skipped by the zone.
+    std::optional<time_t> found;
+    bool ambiguous = false;
+    for (int dst : {0, 1}) {
+      struct tm attempt = tm;
+      attempt.tm_isdst = dst;
+      const time_t t = mktime(&attempt);
+      struct tm back;
+      localtime_r(&t, &back);
+      if (back.tm_hour != hour || back.tm_min != minute || back.tm_mday != day) continue;
+      if (found && *found != t) ambiguous = true;
+      if (!found) found = t;
+    }
+    if (!found) {
+      if (why) *why = "that local time does not exist (the clocks skip it for daylight saving)";
+      return std::nullopt;
+    }
+    if (ambiguous) {
+      if (why) *why = "that local time happens twice (the clocks go back for daylight saving)";
+      return std::nullopt;
+    }
+    secs = *found;
   }
   // Reject dates that normalised to another day (e.g. February 30).
   struct tm check;

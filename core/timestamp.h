@@ -34,7 +34,10 @@ struct ParsedTimestamp {
   bool had_zone = false;  // false: read in the local zone
 };
 // Accepts "YYYY-MM-DD[ T]HH:MM[:SS[.ffffff]][zone]" where zone is Z, UTC, +HH, +HHMM or +HH:MM
-// (or -), and a bare "YYYY-MM-DD" (midnight). Returns nullopt for anything else.
-std::optional<ParsedTimestamp> parse_timestamp(std::string_view text);
+// (or -), and a bare "YYYY-MM-DD" (midnight). Returns nullopt for anything else, and for a
+// local time that the zone's daylight-saving change makes ambiguous (the hour that repeats)
+// or nonexistent (the hour that is skipped): guessing would restore to the wrong moment.
+// *why, when given, then says which of these it was.
+std::optional<ParsedTimestamp> parse_timestamp(std::string_view text, std::string* why = nullptr);
 
 }  // namespace walvault

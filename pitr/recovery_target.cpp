@@ -68,7 +68,12 @@ std::string RecoveryTarget::value_text() const {
 }
 
 Timestamp parse_target_time(std::string_view text) {
-  auto parsed = parse_timestamp(text);
+  std::string why;
+  auto parsed = parse_timestamp(text, &why);
+  if (!parsed && !why.empty()) {
+    throw usage_error("invalid --target-time \"" + std::string(text) + "\": " + why,
+                      "give the time with its UTC offset, e.g. +01:00 or +02:00");
+  }
   if (!parsed) {
     throw usage_error("invalid --target-time \"" + std::string(text) + "\"",
                       "write it as YYYY-MM-DD HH:MM[:SS[.ffffff]] with an optional zone "

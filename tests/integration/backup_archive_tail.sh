@@ -56,4 +56,18 @@ if wv_is_root; then
   wv_assert_eq "$before" "$(find "$REPO" -printf '%p %s %u\n' | sort | md5sum)" "the repository is unchanged"
 fi
 
+wv_step "a damaged backup.json hides only its own backup, and says so"
+BJ=$(ls "$REPO"/backups/*/backup.json)
+cp "$BJ" "$OUT/backup.json.good"
+printf '{"id":' >"$BJ"
+wv_capture "$OUT/info2" wv_walvault info --repo "$REPO" --json
+wv_assert_eq 0 "$WV_RC" "info still works"
+wv_assert_match 'is not offered for restore: its backup.json is damaged' \
+  "$(wv_json 'join "\n", @{$j->{problems}}' <"$OUT/info2.out")" "info names the damaged backup"
+wv_assert_eq 0 "$(wv_json 'scalar @{$j->{backups}}' <"$OUT/info2.out")" "and does not list it as a backup"
+wv_capture "$OUT/r" wv_walvault restore --repo "$REPO" --target-dir "$WV_TMP/never" --target latest --dry-run
+wv_assert_eq 3 "$WV_RC" "restore finds no usable backup: exit 3"
+wv_assert_match 'warning: backup .* is not offered for restore' "$(cat "$OUT/r.err")" "restore warns about it"
+cp "$OUT/backup.json.good" "$BJ"
+
 wv_summary backup_archive_tail

@@ -1,6 +1,10 @@
 #include "pitr/restore.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+
+#include <cerrno>
 
 #include <sstream>
 
@@ -19,6 +23,7 @@ class Cleanup {
     std::error_code ec;
     dirs_.push_back({dir, fs::exists(dir, ec)});
   }
+  void watch(const fs::path& dir, bool existed) { dirs_.push_back({dir, existed}); }
   void disarm() { armed_ = false; }
   ~Cleanup() {
     if (!armed_) return;
@@ -40,6 +45,23 @@ class Cleanup {
   std::vector<Dir> dirs_;
   bool armed_ = true;
 };
+
+// Two restores into the same directory must not interleave (nor one clean up the other's
+// files): the target is created here (0700) and held with flock(2) for the whole restore,
+// then checked empty again under the lock.
+UniqueFd claim_target_dir(const fs::path& dir, bool& created) {
+  created = ::mkdir(dir.c_str(), 0700) == 0;
+  if (!created && errno != EEXIST) {
+    throw errno_error("could not create target directory \"" + dir.string() + "\"", errno);
+  }
+  UniqueFd fd = open_or_throw(dir, O_RDONLY | O_DIRECTORY);
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    throw usage_error("target directory \"" + dir.string() + "\" is being written by another restore",
+                      "restore into an absent or empty directory; walvault never overwrites one");
+  }
+  check_restore_target(dir);
+  return fd;
+}
 
 std::string span_text(const TimelineSpan& s) {
   std::string out = "timeline " + std::to_string(s.timeline.value);
@@ -64,7 +86,9 @@ RestoreResult execute_restore(const Repository& repo, const RecoveryPlan& plan,
   check_restore_target(request.target_dir);
   Cleanup cleanup;
   make_parent_dirs(request.target_dir);
-  cleanup.watch(request.target_dir);
+  bool created = false;
+  const UniqueFd claim = claim_target_dir(request.target_dir, created);
+  cleanup.watch(request.target_dir, !created);
   std::map<uint32_t, fs::path> tablespaces = request.tablespace_dirs;
   for (const auto& t : plan.backup.tablespaces) {
     const fs::path dir = tablespaces.contains(t.oid) ? tablespaces.at(t.oid) : fs::path(t.location);

@@ -70,4 +70,16 @@ wv_assert_eq 3 "$WV_RC" "restore finds no usable backup: exit 3"
 wv_assert_match 'warning: backup .* is not offered for restore' "$(cat "$OUT/r.err")" "restore warns about it"
 cp "$OUT/backup.json.good" "$BJ"
 
+wv_step "two restores into the same absent directory at once: one wins, the other is refused"
+T=$WV_TMP/together
+wv_walvault restore --repo "$REPO" --target-dir "$T" --target latest >"$OUT/ra.out" 2>"$OUT/ra.err" &
+pa=$!
+wv_walvault restore --repo "$REPO" --target-dir "$T" --target latest >"$OUT/rb.out" 2>"$OUT/rb.err" &
+pb=$!
+rca=0; wait $pa || rca=$?
+rcb=0; wait $pb || rcb=$?
+wv_assert_eq "0 2" "$(printf '%s\n' "$rca" "$rcb" | sort | tr '\n' ' ' | sed 's/ $//')" \
+  "exactly one restore succeeds, the other is a usage error"
+wv_assert "the winner's directory is whole" test -f "$T/PG_VERSION" -a -f "$T/recovery.signal" -a -f "$T/global/pg_control"
+
 wv_summary backup_archive_tail

@@ -21,6 +21,7 @@ commands() {
           {"backup", {walvault::cli::run_backup, "take a base backup over the replication protocol"}},
           {"info", {walvault::cli::run_info, "show backups, WAL per timeline and the restorable window"}},
           {"restore", {walvault::cli::run_restore, "build a restore target for a chosen point in time"}},
+          {"snapshot", {walvault::cli::run_snapshot, "record directories (authentik's /data, /certs, ...) in the repository"}},
           {"wal-get", {walvault::cli::run_wal_get, "hand a WAL file to a recovering server (restore_command)"}},
       };
   return table;

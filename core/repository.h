@@ -6,6 +6,8 @@
 //   REPO/wal/<TLI>/<walfile>[.lz4][.partial] segments per timeline
 //   REPO/wal/<TLI>.history                   timeline history files
 //   REPO/backups/<id>/...                    base backups
+//   REPO/snapshots/<id>/snapshot.json        volume snapshots
+//   REPO/store/<ab>/<sha256>.lz4             content-addressed objects (snapshot contents)
 //   REPO/lock/                               lock files
 
 #include <cstdint>
@@ -56,6 +58,10 @@ class Repository {
   fs::path segment_path(TimelineId tli, SegmentNo segno, Compression c, bool partial) const;
   fs::path backups_dir() const { return root_ / "backups"; }
   fs::path lock_dir() const { return root_ / "lock"; }
+  // Volume snapshots (snapshot/): one directory per snapshot, and the content-addressed
+  // store their files' contents live in (core/object_store.h).
+  fs::path snapshots_dir() const { return root_ / "snapshots"; }
+  fs::path store_dir() const { return root_ / "store"; }
 
   // Timelines that have a wal/<TLI> directory, ascending.
   std::vector<TimelineId> wal_timelines() const;

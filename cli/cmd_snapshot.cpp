@@ -1,0 +1,185 @@
+// walvault snapshot: take snapshots of directories (--dir), list them (--list), or restore
+// directories alone, without a database (--restore). The work is in snapshot/.
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "pitr/recovery_target.h"
+#include "snapshot/snapshot_restore.h"
+#include "snapshot/snapshot_writer.h"
+
+namespace walvault::cli {
+namespace {
+
+std::vector<std::string> strings(const po::variables_map& vm, const char* key) {
+  return vm.count(key) ? vm[key].as<std::vector<std::string>>() : std::vector<std::string>{};
+}
+
+Json summary_json(const SnapshotInfo& s) {
+  Json j = to_json(s);
+  j.erase("entries");
+  return j;
+}
+
+int take(const Repository& repo, const po::variables_map& vm) {
+  std::vector<SnapshotRequest> requests;
+  for (const auto& item : strings(vm, "dir")) {
+    const DirRestoreRequest d = parse_dir_option(item, "--dir");
+    for (const auto& r : requests) {
+      if (r.name == d.name) throw usage_error("snapshot name \"" + d.name + "\" is given twice");
+    }
+    SnapshotRequest r;
+    r.name = d.name;
+    r.source = d.path;
+    r.excludes = strings(vm, "exclude");
+    for (const auto& g : r.excludes) {
+      if (g.empty()) throw usage_error("--exclude needs a pattern");
+    }
+    requests.push_back(std::move(r));
+  }
+  Json out = Json::array();
+  uint64_t inconsistent = 0;
+  for (const auto& r : requests) {
+    const SnapshotInfo info = take_snapshot(repo, r);
+    inconsistent += info.inconsistent.size();
+    if (vm.count("json")) {
+      out.push_back(summary_json(info));
+    } else {
+      std::cout << describe(info) << "\n";
+    }
+  }
+  if (vm.count("json")) std::cout << out.dump(2) << "\n";
+  if (inconsistent) {
+    log::warning(std::to_string(inconsistent) +
+                 " file(s) kept changing while read and are recorded as inconsistent");
+  }
+  return 0;
+}
+
+int list(const Repository& repo, const po::variables_map& vm) {
+  const std::vector<SnapshotInfo> all = load_snapshots(repo);
+  if (vm.count("json")) {
+    Json out = Json::array();
+    for (const auto& s : all) out.push_back(summary_json(s));
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  if (all.empty()) {
+    std::cout << "no snapshots\n";
+    return 0;
+  }
+  std::cout << std::left << std::setw(36) << "id" << std::setw(16) << "name" << std::setw(34)
+            << "time" << std::right << std::setw(8) << "files" << std::setw(14) << "bytes"
+            << std::setw(14) << "stored"
+            << "\n";
+  for (const auto& s : all) {
+    std::cout << std::left << std::setw(36) << s.id << std::setw(16) << s.name << std::setw(34)
+              << format_iso8601_utc(s.time) << std::right << std::setw(8) << s.files
+              << std::setw(14) << s.bytes << std::setw(14) << s.stored_bytes;
+    if (!s.inconsistent.empty()) std::cout << "  (" << s.inconsistent.size() << " inconsistent)";
+    if (!s.backup_id.empty()) std::cout << "  backup " << s.backup_id;
+    std::cout << "\n";
+  }
+  return 0;
+}
+
+int restore(const Repository& repo, const po::variables_map& vm) {
+  std::vector<DirRestoreRequest> requests;
+  for (const auto& item : strings(vm, "restore")) {
+    requests.push_back(parse_dir_option(item, "--restore"));
+  }
+  std::optional<Timestamp> target;
+  if (vm.count("target-time")) target = parse_target_time(vm["target-time"].as<std::string>());
+  std::vector<SnapshotInfo> all = load_snapshots(repo);
+  if (vm.count("snapshot-id")) {
+    const std::string id = vm["snapshot-id"].as<std::string>();
+    if (target) throw usage_error("give --snapshot-id or --target-time, not both");
+    if (requests.size() != 1) throw usage_error("--snapshot-id goes with exactly one --restore");
+    std::erase_if(all, [&](const SnapshotInfo& s) { return s.id != id; });
+    if (all.empty()) {
+      throw unreachable_error("the repository has no snapshot " + id,
+                              "walvault snapshot --list shows the snapshots");
+    }
+    if (all.front().name != requests.front().name) {
+      throw usage_error("snapshot " + id + " is a snapshot of \"" + all.front().name +
+                        "\", not of \"" + requests.front().name + "\"");
+    }
+  }
+  const std::vector<PlannedDirRestore> plans = plan_dir_restores(all, requests, target);
+  // Everything is checked before anything is written.
+  std::vector<PreparedDirRestore> prepared;
+  for (const auto& p : plans) prepared.push_back(prepare_dir_restore(repo, p));
+  DirRestoreOptions options;
+  options.restore_owners = ::geteuid() == 0;
+  std::vector<const PreparedDirRestore*> done;
+  try {
+    for (const auto& p : prepared) {
+      const DirRestoreResult r = restore_dir(repo, p, options);
+      done.push_back(&p);
+      std::cout << "restored " << p.plan.snapshot.name << " into " << p.plan.path.string()
+                << " from " << describe(p.plan) << ": " << r.files << " files, " << r.dirs
+                << " dirs, " << r.symlinks << " symlinks, " << r.bytes << " bytes\n";
+    }
+  } catch (...) {
+    for (const auto* p : done) remove_restored_dir(*p);
+    throw;
+  }
+  if (!options.restore_owners) {
+    log::info("not running as root: restored files belong to you, not to their recorded owners");
+  }
+  return 0;
+}
+
+}  // namespace
+
+int run_snapshot(const Args& args) {
+  po::options_description desc("options");
+  add_repo_option(desc);
+  desc.add_options()("dir", po::value<std::vector<std::string>>(),
+                     "NAME=PATH: take a snapshot of directory PATH under NAME (repeatable)")(
+      "exclude", po::value<std::vector<std::string>>(),
+      "GLOB: leave out entries matching it (a name, or a path with '/'; repeatable)")(
+      "list", "list the snapshots in the repository")(
+      "restore", po::value<std::vector<std::string>>(),
+      "NAME=PATH: restore the newest snapshot of NAME into PATH (absent or empty; repeatable)")(
+      "target-time", po::value<std::string>(),
+      "with --restore: the newest snapshot taken at or before this time")(
+      "snapshot-id", po::value<std::string>(), "with --restore: this snapshot")("json",
+                                                                                "print JSON");
+  po::variables_map vm;
+  if (!parse_options("snapshot",
+                     "--repo DIR --dir NAME=PATH [--dir NAME=PATH ...] [--exclude GLOB ...]\n"
+                     "       walvault snapshot --repo DIR --list [--json]\n"
+                     "       walvault snapshot --repo DIR --restore NAME=PATH [...] "
+                     "[--target-time TS | --snapshot-id ID]",
+                     desc, args, vm)) {
+    return 0;
+  }
+  const int modes =
+      int(vm.count("dir") > 0) + int(vm.count("list") > 0) + int(vm.count("restore") > 0);
+  if (modes != 1) {
+    throw usage_error(modes == 0 ? "nothing to do" : "--dir, --list and --restore do not mix",
+                      "take snapshots with --dir NAME=PATH, list them with --list, restore "
+                      "with --restore NAME=PATH");
+  }
+  if (!vm.count("dir") && vm.count("exclude")) throw usage_error("--exclude goes with --dir");
+  if (!vm.count("restore") && (vm.count("target-time") || vm.count("snapshot-id"))) {
+    throw usage_error("--target-time and --snapshot-id go with --restore");
+  }
+  const fs::path repo_path = repo_option(vm);
+  if (vm.count("dir")) ::umask(077);
+  const Repository repo = Repository::open(repo_path);
+  if (vm.count("dir")) return take(repo, vm);
+  if (vm.count("list")) return list(repo, vm);
+  return restore(repo, vm);
+}
+
+}  // namespace walvault::cli

@@ -14,6 +14,7 @@ int run_backup(const Args& args);
 int run_info(const Args& args);
 int run_restore(const Args& args);
 int run_snapshot(const Args& args);
+int run_verify(const Args& args);
 int run_wal_get(const Args& args);
 
 }  // namespace walvault::cli

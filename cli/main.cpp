@@ -22,6 +22,7 @@ commands() {
           {"info", {walvault::cli::run_info, "show backups, WAL per timeline and the restorable window"}},
           {"restore", {walvault::cli::run_restore, "build a restore target for a chosen point in time"}},
           {"snapshot", {walvault::cli::run_snapshot, "record directories (authentik's /data, /certs, ...) in the repository"}},
+          {"verify", {walvault::cli::run_verify, "re-read the repository's snapshots and check every checksum"}},
           {"wal-get", {walvault::cli::run_wal_get, "hand a WAL file to a recovering server (restore_command)"}},
       };
   return table;

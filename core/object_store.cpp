@@ -103,6 +103,10 @@ PutResult ObjectStore::put(std::span<const std::byte> content) {
 PutResult ObjectStore::put(std::string_view hex, std::span<const std::byte> content) {
   PutResult r;
   r.sha256 = std::string(hex);
+  if (auto it = pending_names_.find(r.sha256); it != pending_names_.end()) {
+    r.stored_bytes = it->second;
+    return r;
+  }
   if (auto size = stored_size(hex)) {
     r.stored_bytes = *size;
     return r;
@@ -118,42 +122,66 @@ PutResult ObjectStore::put(std::string_view hex, std::span<const std::byte> cont
   }
   pos += encoder_.write_end(frame_.data() + pos);
 
-  const fs::path final_path = object_path(hex);
-  const fs::path sub = final_path.parent_path();
-  ensure_dir(sub);
-  fs::path tmp = sub / (".tmp." + std::string(hex) + "." + std::to_string(::getpid()) + "." +
-                        std::to_string(++tmp_counter_));
-  {
-    UniqueFd fd = open_or_throw(tmp, O_WRONLY | O_CREAT | O_EXCL);
-    try {
-      write_all(fd.get(), {frame_.data(), pos}, tmp);
-      if (owner_ && ::fchown(fd.get(), owner_->first, owner_->second) != 0) {
-        throw errno_error("could not change the owner of \"" + tmp.string() + "\"", errno);
-      }
-      if (::fdatasync(fd.get()) != 0) {
-        throw errno_error("could not fsync \"" + tmp.string() + "\"", errno);
-      }
-    } catch (...) {
-      ::unlink(tmp.c_str());
-      throw;
+  Pending p;
+  p.sha256 = r.sha256;
+  p.final_path = object_path(hex);
+  ensure_dir(p.final_path.parent_path());
+  p.tmp_path = p.final_path.parent_path() / (".tmp." + r.sha256 + "." + std::to_string(::getpid()) +
+                                             "." + std::to_string(++tmp_counter_));
+  p.fd = open_or_throw(p.tmp_path, O_WRONLY | O_CREAT | O_EXCL);
+  try {
+    write_all(p.fd.get(), {frame_.data(), pos}, p.tmp_path);
+    if (owner_ && ::fchown(p.fd.get(), owner_->first, owner_->second) != 0) {
+      throw errno_error("could not change the owner of \"" + p.tmp_path.string() + "\"", errno);
     }
+    // Start writing it back now; flush_pending() waits for it together with its neighbours.
+    ::sync_file_range(p.fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+  } catch (...) {
+    ::unlink(p.tmp_path.c_str());
+    throw;
   }
-  // Another writer may have stored the same content meanwhile: the rename replaces identical
-  // bytes with identical bytes.
-  if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    throw errno_error("could not rename \"" + tmp.string() + "\"", e);
-  }
-  dirty_dirs_.insert(sub);
+  pending_names_.emplace(r.sha256, pos);
+  pending_bytes_ += pos;
+  pending_.push_back(std::move(p));
+  if (pending_.size() >= kMaxPendingObjects || pending_bytes_ >= kMaxPendingBytes) flush_pending();
   r.stored_bytes = pos;
   r.added = true;
   return r;
 }
 
+void ObjectStore::flush_pending() {
+  // fdatasync each, then rename each: an object appears under its name only when durable.
+  for (auto& p : pending_) {
+    if (::fdatasync(p.fd.get()) != 0) {
+      throw errno_error("could not fsync \"" + p.tmp_path.string() + "\"", errno);
+    }
+    p.fd.reset();
+  }
+  for (auto& p : pending_) {
+    // Another writer may have stored the same content meanwhile: the rename replaces
+    // identical bytes with identical bytes.
+    if (::rename(p.tmp_path.c_str(), p.final_path.c_str()) != 0) {
+      throw errno_error("could not rename \"" + p.tmp_path.string() + "\"", errno);
+    }
+    p.tmp_path.clear();
+    dirty_dirs_.insert(p.final_path.parent_path());
+  }
+  pending_.clear();
+  pending_names_.clear();
+  pending_bytes_ = 0;
+}
+
 void ObjectStore::sync() {
+  flush_pending();
   for (const auto& d : dirty_dirs_) fsync_dir(d);
   dirty_dirs_.clear();
+}
+
+ObjectStore::~ObjectStore() {
+  // Objects never made durable (an error ended the writer) leave no temporary file behind.
+  for (const auto& p : pending_) {
+    if (!p.tmp_path.empty()) ::unlink(p.tmp_path.c_str());
+  }
 }
 
 ObjectCheck ObjectStore::check(std::string_view hex) const {

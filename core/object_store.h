@@ -5,13 +5,15 @@
 // putting content that is already there costs a stat. Reading decodes the frame and compares
 // the content's SHA-256 with the name, so a damaged object is never handed out as content.
 //
-// Durability: a new object goes through a temporary name, fdatasync, rename; the directories
-// it was renamed into are fsynced by sync(), which a writer calls before it commits anything
-// that refers to the object (a snapshot manifest). An object visible under its final name is
-// therefore complete unless the disk damaged it afterwards, which verify finds.
+// Durability: a new object goes through a temporary name, fdatasync, rename (batched, see
+// sync()); the directories it was renamed into are fsynced by sync(), which a writer calls
+// before it commits anything that refers to the object (a snapshot manifest). An object visible
+// under its final name is therefore complete unless the disk damaged it afterwards, which verify
+// finds.
 
 #include <sys/types.h>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <span>
@@ -42,6 +44,9 @@ struct ObjectCheck {
 class ObjectStore {
  public:
   explicit ObjectStore(fs::path dir);
+  ~ObjectStore();
+  ObjectStore(const ObjectStore&) = delete;
+  ObjectStore& operator=(const ObjectStore&) = delete;
 
   // When root writes into a repository that belongs to another user (postgres), new objects
   // and directories are given to that user, so the repository stays readable by the user that
@@ -60,8 +65,14 @@ class ObjectStore {
   // The same when the caller already hashed the content (not re-checked).
   PutResult put(std::string_view sha256_hex, std::span<const std::byte> content);
 
-  // Makes every object put since the last sync durable under its final name.
+  // Makes every object put since the last sync durable under its final name. Until then an
+  // object may still be waiting under a temporary name (put() batches the fsyncs of up to
+  // kMaxPendingObjects objects: one fsync each, issued together, is much cheaper than one
+  // fsync per object in turn).
   void sync();
+
+  static constexpr size_t kMaxPendingObjects = 128;
+  static constexpr uint64_t kMaxPendingBytes = 64 << 20;
 
   // Decodes the object into out (replacing its contents) and checks it against its name.
   // Throws Error naming the object file when it is missing, damaged or does not match.
@@ -75,6 +86,14 @@ class ObjectStore {
 
  private:
   void ensure_dir(const fs::path& dir);
+  void flush_pending();
+
+  struct Pending {
+    std::string sha256;
+    UniqueFd fd;
+    fs::path tmp_path;
+    fs::path final_path;
+  };
 
   fs::path dir_;
   std::optional<std::pair<uid_t, gid_t>> owner_;
@@ -83,6 +102,9 @@ class ObjectStore {
   Lz4FrameEncoder encoder_;
   std::vector<std::byte> frame_;
   uint64_t tmp_counter_ = 0;
+  std::vector<Pending> pending_;
+  std::map<std::string, uint64_t> pending_names_;  // sha256 -> stored size
+  uint64_t pending_bytes_ = 0;
 };
 
 }  // namespace walvault

@@ -101,7 +101,8 @@ std::vector<WalGap> find_gaps(const WalRangesByTimeline& wal, const TimelineHist
 Catalog::Catalog(const Repository& repo) : repo_(repo) {
   state_.identity = repo.identity();
   wal_ = std::make_unique<RepoWal>(repo);
-  state_.backups = load_backups(repo, &problems_);
+  state_.backups = load_backups(repo, &backup_problems_);
+  problems_ = backup_problems_;
 
   std::set<TimelineId> known;
   for (const auto& [tli, tw] : wal_->inventory()) known.insert(tli);

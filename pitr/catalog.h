@@ -44,6 +44,8 @@ class Catalog {
   const std::vector<CatalogTimeline>& timelines() const { return timelines_; }
   const std::vector<WalGap>& gaps() const { return gaps_; }
   const std::vector<std::string>& problems() const { return problems_; }
+  // The subset of problems() about backups left out (damaged or missing backup.json).
+  const std::vector<std::string>& backup_problems() const { return backup_problems_; }
 
   // The restorable window along the newest timeline (computed on first use).
   const RecoverableWindow& window();
@@ -58,6 +60,7 @@ class Catalog {
   std::vector<CatalogTimeline> timelines_;
   std::vector<WalGap> gaps_;
   std::vector<std::string> problems_;
+  std::vector<std::string> backup_problems_;
   std::optional<RecoverableWindow> window_;
 };
 

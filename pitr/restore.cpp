@@ -75,7 +75,7 @@ std::string span_text(const TimelineSpan& s) {
 RecoveryPlan plan_restore(Catalog& catalog, const RecoveryTarget& target) {
   // A damaged backup is skipped by the planner; say so, so a restore that falls back to an
   // older backup (and more WAL) does not look like the normal case.
-  for (const auto& problem : catalog.problems()) log::warning(problem);
+  for (const auto& problem : catalog.backup_problems()) log::warning(problem);
   const std::string restore_command =
       make_restore_command(self_executable(), fs::absolute(catalog.repo().root()));
   return plan_recovery(catalog.state(), catalog.wal(), target, restore_command);

@@ -75,10 +75,17 @@ std::string span_text(const TimelineSpan& s) {
 RecoveryPlan plan_restore(Catalog& catalog, const RecoveryTarget& target) {
   // A damaged backup is skipped by the planner; say so, so a restore that falls back to an
   // older backup (and more WAL) does not look like the normal case.
+  // A damaged backup is skipped by the planner; say so, so a restore that falls back to an
+  // older backup (and more WAL) does not look like the normal case.
   for (const auto& problem : catalog.backup_problems()) log::warning(problem);
-  const std::string restore_command =
-      make_restore_command(self_executable(), fs::absolute(catalog.repo().root()));
-  return plan_recovery(catalog.state(), catalog.wal(), target, restore_command);
+  const fs::path exe = self_executable();
+  const fs::path repo = fs::absolute(catalog.repo().root());
+  RecoveryPlan plan =
+      plan_recovery(catalog.state(), catalog.wal(), target, make_restore_command(exe, repo));
+  for (auto& [key, value] : plan.recovery_settings) {
+    if (key == "restore_command") value = make_restore_command(exe, repo, plan.history.target());
+  }
+  return plan;
 }
 
 RestoreResult execute_restore(const Repository& repo, const RecoveryPlan& plan,

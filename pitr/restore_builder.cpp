@@ -92,9 +92,11 @@ std::string conf_quote(std::string_view s) {
   return out + "'";
 }
 
-std::string make_restore_command(const fs::path& exe, const fs::path& repo) {
+std::string make_restore_command(const fs::path& exe, const fs::path& repo,
+                                 std::optional<TimelineId> timeline) {
   return shell_quote(fs::absolute(exe).lexically_normal().string()) + " wal-get --repo " +
-         shell_quote(fs::absolute(repo).lexically_normal().string()) + " %f %p";
+         shell_quote(fs::absolute(repo).lexically_normal().string()) +
+         (timeline ? " --timeline " + std::to_string(timeline->value) : std::string()) + " %f %p";
 }
 
 fs::path self_executable() {

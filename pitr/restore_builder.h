@@ -32,7 +32,10 @@ std::string shell_quote(std::string_view s);
 std::string conf_quote(std::string_view s);
 
 // "<exe> wal-get --repo <repo> %f %p", both paths absolute and quoted for the shell.
-std::string make_restore_command(const fs::path& exe, const fs::path& repo);
+// With a timeline: "<exe> wal-get --repo <repo> --timeline N %f %p" (the prefetcher follows
+// that timeline's history, and the spool is removed when PostgreSQL probes past it).
+std::string make_restore_command(const fs::path& exe, const fs::path& repo,
+                                 std::optional<TimelineId> timeline = std::nullopt);
 // This binary's own path (readlink /proc/self/exe).
 fs::path self_executable();
 

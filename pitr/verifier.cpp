@@ -532,6 +532,12 @@ VerifyReport verify_restore(const RecoveryPlan& plan, const VerifyOptions& o) {
   } else {
     report.stopped_cleanly = report.state == "shut down at the target" && server.clean_exit();
   }
+  // wal-get's prefetch spool (a pause or shutdown leaves segments fetched ahead in it; the
+  // prefetcher exits when it sees the spool gone).
+  {
+    std::error_code ec;
+    fs::remove_all(o.data_dir / "pg_wal" / "walvault-prefetch", ec);
+  }
   if (report.failure.empty()) {
     report.passed = true;
   } else {

@@ -75,8 +75,6 @@ std::string span_text(const TimelineSpan& s) {
 RecoveryPlan plan_restore(Catalog& catalog, const RecoveryTarget& target) {
   // A damaged backup is skipped by the planner; say so, so a restore that falls back to an
   // older backup (and more WAL) does not look like the normal case.
-  // A damaged backup is skipped by the planner; say so, so a restore that falls back to an
-  // older backup (and more WAL) does not look like the normal case.
   for (const auto& problem : catalog.backup_problems()) log::warning(problem);
   const fs::path exe = self_executable();
   const fs::path repo = fs::absolute(catalog.repo().root());

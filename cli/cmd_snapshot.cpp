@@ -4,15 +4,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <iomanip>
 #include <iostream>
-#include <sstream>
 
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "pitr/recovery_target.h"
+#include "snapshot/snapshot_listing.h"
 #include "snapshot/snapshot_restore.h"
 #include "snapshot/snapshot_writer.h"
 
@@ -65,28 +64,13 @@ int take(const Repository& repo, const po::variables_map& vm) {
 }
 
 int list(const Repository& repo, const po::variables_map& vm) {
-  const std::vector<SnapshotInfo> all = load_snapshots(repo);
+  std::vector<std::string> problems;
+  const std::vector<SnapshotInfo> all = load_snapshots(repo, &problems);
+  for (const auto& p : problems) log::warning(p);
   if (vm.count("json")) {
-    Json out = Json::array();
-    for (const auto& s : all) out.push_back(summary_json(s));
-    std::cout << out.dump(2) << "\n";
-    return 0;
-  }
-  if (all.empty()) {
-    std::cout << "no snapshots\n";
-    return 0;
-  }
-  std::cout << std::left << std::setw(36) << "id" << std::setw(16) << "name" << std::setw(34)
-            << "time" << std::right << std::setw(8) << "files" << std::setw(14) << "bytes"
-            << std::setw(14) << "stored"
-            << "\n";
-  for (const auto& s : all) {
-    std::cout << std::left << std::setw(36) << s.id << std::setw(16) << s.name << std::setw(34)
-              << format_iso8601_utc(s.time) << std::right << std::setw(8) << s.files
-              << std::setw(14) << s.bytes << std::setw(14) << s.stored_bytes;
-    if (!s.inconsistent.empty()) std::cout << "  (" << s.inconsistent.size() << " inconsistent)";
-    if (!s.backup_id.empty()) std::cout << "  backup " << s.backup_id;
-    std::cout << "\n";
+    std::cout << snapshots_to_json(all).dump(2) << "\n";
+  } else {
+    std::cout << "snapshots\n" << snapshots_to_text(all);
   }
   return 0;
 }
@@ -98,11 +82,12 @@ int restore(const Repository& repo, const po::variables_map& vm) {
   }
   std::optional<Timestamp> target;
   if (vm.count("target-time")) target = parse_target_time(vm["target-time"].as<std::string>());
-  std::vector<SnapshotInfo> all = load_snapshots(repo);
+  std::optional<DirRestoreSet> set;
   if (vm.count("snapshot-id")) {
     const std::string id = vm["snapshot-id"].as<std::string>();
     if (target) throw usage_error("give --snapshot-id or --target-time, not both");
     if (requests.size() != 1) throw usage_error("--snapshot-id goes with exactly one --restore");
+    std::vector<SnapshotInfo> all = load_snapshots(repo);
     std::erase_if(all, [&](const SnapshotInfo& s) { return s.id != id; });
     if (all.empty()) {
       throw unreachable_error("the repository has no snapshot " + id,
@@ -112,25 +97,19 @@ int restore(const Repository& repo, const po::variables_map& vm) {
       throw usage_error("snapshot " + id + " is a snapshot of \"" + all.front().name +
                         "\", not of \"" + requests.front().name + "\"");
     }
+    set.emplace(repo, plan_dir_restores(all, requests, std::nullopt));
+  } else {
+    set.emplace(repo, requests, target);
   }
-  const std::vector<PlannedDirRestore> plans = plan_dir_restores(all, requests, target);
-  // Everything is checked before anything is written.
-  std::vector<PreparedDirRestore> prepared;
-  for (const auto& p : plans) prepared.push_back(prepare_dir_restore(repo, p));
   DirRestoreOptions options;
   options.restore_owners = ::geteuid() == 0;
-  std::vector<const PreparedDirRestore*> done;
-  try {
-    for (const auto& p : prepared) {
-      const DirRestoreResult r = restore_dir(repo, p, options);
-      done.push_back(&p);
-      std::cout << "restored " << p.plan.snapshot.name << " into " << p.plan.path.string()
-                << " from " << describe(p.plan) << ": " << r.files << " files, " << r.dirs
-                << " dirs, " << r.symlinks << " symlinks, " << r.bytes << " bytes\n";
-    }
-  } catch (...) {
-    for (const auto* p : done) remove_restored_dir(*p);
-    throw;
+  const std::vector<DirRestoreResult> results = set->restore(options);
+  for (size_t i = 0; i < results.size(); ++i) {
+    const PlannedDirRestore& p = set->plans()[i];
+    const DirRestoreResult& r = results[i];
+    std::cout << "restored " << p.snapshot.name << " into " << p.path.string() << " from "
+              << describe(p) << ": " << r.files << " files, " << r.dirs << " dirs, " << r.symlinks
+              << " symlinks, " << r.bytes << " bytes\n";
   }
   if (!options.restore_owners) {
     log::info("not running as root: restored files belong to you, not to their recorded owners");

@@ -18,7 +18,9 @@ int run_verify(const Args& args) {
   po::variables_map vm;
   if (!parse_options("verify", "--repo DIR [--json]", desc, args, vm)) return 0;
   const Repository repo = Repository::open(repo_option(vm));
-  const SnapshotVerifyReport report = verify_snapshots(repo, load_snapshots(repo));
+  std::vector<std::string> damaged;
+  SnapshotVerifyReport report = verify_snapshots(repo, load_snapshots(repo, &damaged));
+  for (const auto& d : damaged) report.problems.push_back({"(unreadable)", "", "", d});
   if (vm.count("json")) {
     Json j;
     j["ok"] = report.ok();

@@ -328,19 +328,25 @@ void save_snapshot_info(const Repository& repo, const SnapshotInfo& info,
   write_owned_durable(snapshot_dir(repo, info.id) / kInfoFile, to_json(info).dump(2) + "\n", owner);
 }
 
-std::vector<SnapshotInfo> load_snapshots(const Repository& repo) {
+std::vector<SnapshotInfo> load_snapshots(const Repository& repo,
+                                         std::vector<std::string>* problems) {
   std::vector<SnapshotInfo> out;
   std::error_code ec;
   for (const auto& d : fs::directory_iterator(repo.snapshots_dir(), ec)) {
     if (!d.is_directory()) continue;
     const fs::path file = d.path() / kInfoFile;
-    auto text = read_file_if_exists(file);
-    if (!text) continue;
     try {
+      auto text = read_file_if_exists(file);
+      if (!text) continue;
       SnapshotInfo s = snapshot_info_from_json(Json::parse(*text));
       if (s.id != d.path().filename().string()) throw Error("its id does not match its directory");
       out.push_back(std::move(s));
     } catch (const std::exception& e) {
+      if (problems) {
+        problems->push_back("snapshot file \"" + file.string() + "\" is damaged (" + e.what() +
+                            "); the snapshot is left out");
+        continue;
+      }
       throw Error("snapshot file \"" + file.string() + "\" is damaged: " + e.what(),
                   "restore the file from a copy, or move the snapshot's directory aside");
     }

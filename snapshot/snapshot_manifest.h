@@ -111,8 +111,10 @@ void save_snapshot_info(const Repository& repo, const SnapshotInfo& info,
 
 // Every committed snapshot (snapshots/*/snapshot.json), oldest first (by time, then id).
 // Directories without snapshot.json are snapshots that never completed and are ignored.
-// A damaged snapshot.json is an Error naming it.
-std::vector<SnapshotInfo> load_snapshots(const Repository& repo);
+// A damaged snapshot.json is an Error naming it, or, when problems is given, described there
+// and left out.
+std::vector<SnapshotInfo> load_snapshots(const Repository& repo,
+                                         std::vector<std::string>* problems = nullptr);
 
 // The entries of a snapshot, checked against entries_sha256. Throws Error when missing or
 // damaged.

@@ -396,3 +396,77 @@ void remove_restored_dir(const PreparedDirRestore& prepared) {
 }
 
 }  // namespace walvault
+
+namespace walvault {
+
+DirRestoreSet::DirRestoreSet(const Repository& repo, std::vector<DirRestoreRequest> requests,
+                             std::optional<Timestamp> target)
+    : repo_(repo) {
+  if (requests.empty()) return;
+  std::vector<std::string> problems;
+  const std::vector<SnapshotInfo> all = load_snapshots(repo, &problems);
+  for (const auto& p : problems) log::warning(p);
+  plans_ = plan_dir_restores(all, requests, target);
+}
+
+DirRestoreSet::DirRestoreSet(const Repository& repo, std::vector<PlannedDirRestore> plans)
+    : repo_(repo), plans_(std::move(plans)) {}
+
+Json DirRestoreSet::to_json() const {
+  Json out = Json::array();
+  for (const auto& p : plans_) {
+    Json j;
+    j["name"] = p.snapshot.name;
+    j["path"] = p.path.string();
+    j["snapshot"] = p.snapshot.id;
+    j["time"] = format_iso8601_utc(p.snapshot.time);
+    j["before_target_seconds"] =
+        p.before_target_us ? Json(double(*p.before_target_us) / 1e6) : Json(nullptr);
+    j["files"] = p.snapshot.files;
+    j["bytes"] = p.snapshot.bytes;
+    j["inconsistent"] = p.snapshot.inconsistent.size();
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+std::string DirRestoreSet::to_text() const {
+  std::string out;
+  for (const auto& p : plans_) {
+    out += "directory " + p.snapshot.name + " -> " + p.path.string() + ": " + describe(p) + ", " +
+           std::to_string(p.snapshot.files) + " files, " + std::to_string(p.snapshot.bytes) +
+           " bytes";
+    if (!p.snapshot.inconsistent.empty()) {
+      out += ", " + std::to_string(p.snapshot.inconsistent.size()) + " recorded inconsistent";
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+void DirRestoreSet::prepare() {
+  if (prepared_.size() == plans_.size()) return;
+  prepared_.clear();
+  for (const auto& p : plans_) prepared_.push_back(prepare_dir_restore(repo_, p));
+}
+
+std::vector<DirRestoreResult> DirRestoreSet::restore(const DirRestoreOptions& options) {
+  prepare();
+  std::vector<DirRestoreResult> results;
+  try {
+    for (; restored_ < prepared_.size(); ++restored_) {
+      results.push_back(restore_dir(repo_, prepared_[restored_], options));
+    }
+  } catch (...) {
+    undo();
+    throw;
+  }
+  return results;
+}
+
+void DirRestoreSet::undo() {
+  for (size_t i = 0; i < restored_; ++i) remove_restored_dir(prepared_[i]);
+  restored_ = 0;
+}
+
+}  // namespace walvault

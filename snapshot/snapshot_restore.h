@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/json.h"
 #include "core/repository.h"
 #include "core/timestamp.h"
 #include "snapshot/snapshot_manifest.h"
@@ -74,5 +75,42 @@ void remove_restored_dir(const PreparedDirRestore& prepared);
 
 // "5 min 3 s", "2 h 10 min", "0 s"
 std::string format_duration_us(int64_t us);
+
+}  // namespace walvault
+
+namespace walvault {
+
+// Several --restore-dir NAME=PATH as one step of a larger restore (walvault restore restores
+// them before the database; walvault snapshot --restore alone).
+class DirRestoreSet {
+ public:
+  // Plans: the newest snapshot of each name at or before target. Throws Error(unreachable)
+  // when a name has none. Damaged snapshot.json files are warned about and left out.
+  DirRestoreSet(const Repository& repo, std::vector<DirRestoreRequest> requests,
+                std::optional<Timestamp> target);
+  // Or from plans made elsewhere.
+  DirRestoreSet(const Repository& repo, std::vector<PlannedDirRestore> plans);
+
+  bool empty() const { return plans_.empty(); }
+  const std::vector<PlannedDirRestore>& plans() const { return plans_; }
+
+  // [{name, path, snapshot, time, before_target_seconds, files, bytes, inconsistent}]
+  Json to_json() const;
+  // One line per directory: "directory data -> /srv/data: snapshot ... (..., 5 min before ...)"
+  std::string to_text() const;
+
+  // Everything short of writing (targets absent or empty, every object present and intact).
+  void prepare();
+  // Writes every directory (prepare() first if not done). On failure removes what it wrote.
+  std::vector<DirRestoreResult> restore(const DirRestoreOptions& options);
+  // Removes what restore() wrote, when a later step of the larger restore failed.
+  void undo();
+
+ private:
+  const Repository& repo_;
+  std::vector<PlannedDirRestore> plans_;
+  std::vector<PreparedDirRestore> prepared_;
+  size_t restored_ = 0;
+};
 
 }  // namespace walvault

@@ -250,6 +250,10 @@ BackupInfo run_backup(const BackupOptions& o) {
   info.system_identifier = server.system_identifier;
   try {
     save_backup_info(repo, info);
+    if (o.take_snapshots) {
+      info.snapshots = o.take_snapshots(repo, info.id);
+      save_backup_info(repo, info);
+    }
     reserve_wal(conn);
     receive_backup(conn, o, repo, info);
     ensure_wal(o, repo, info);

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "basebackup/backup_stream.h"
 #include "core/backup_info.h"
@@ -23,6 +24,11 @@ struct BackupOptions {
   CheckpointMode checkpoint = CheckpointMode::spread;
   int wal_timeout_s = 120;  // how long to wait for a running archiver to archive the WAL
   std::function<bool()> stop_requested;  // e.g. set by SIGINT/SIGTERM
+  // `backup --dir`: takes the directory snapshots once the repository is open and the backup
+  // is "running", before BASE_BACKUP starts (so any target this backup reaches is at or after
+  // them); returns their ids, recorded in backup.json. A failure fails the backup.
+  std::function<std::vector<std::string>(const Repository&, const std::string& backup_id)>
+      take_snapshots;
 };
 
 // Returns the backup.json content of the complete backup; throws Error otherwise.

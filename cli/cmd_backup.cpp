@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "core/error.h"
+#include "snapshot/snapshot_writer.h"
 
 namespace walvault::cli {
 namespace {
@@ -41,11 +42,15 @@ int run_backup(const Args& args) {
       "checkpoint", po::value<std::string>()->default_value("spread"),
       "fast: checkpoint at once; spread: let the server spread it out (no I/O spike)")(
       "wal-timeout-s", po::value<int>()->default_value(120),
-      "seconds to wait for a running walvault archive to archive the backup's WAL");
+      "seconds to wait for a running walvault archive to archive the backup's WAL")(
+      "dir", po::value<std::vector<std::string>>(),
+      "NAME=PATH: snapshot directory PATH under NAME with the backup (repeatable)")(
+      "exclude", po::value<std::vector<std::string>>(),
+      "GLOB: with --dir, leave out entries matching it (repeatable)");
   po::variables_map vm;
   if (!parse_options("backup",
                      "--repo DIR --dbname CONNSTR [--label TEXT] [--checkpoint fast|spread] "
-                     "[--wal-timeout-s N]",
+                     "[--wal-timeout-s N] [--dir NAME=PATH ...] [--exclude GLOB ...]",
                      desc, args, vm)) {
     return 0;
   }
@@ -65,6 +70,15 @@ int run_backup(const Args& args) {
   if (o.wal_timeout_s < 0) throw usage_error("--wal-timeout-s must not be negative");
   install_stop_handlers();
   o.stop_requested = [] { return g_stop.load(); };
+  const auto list = [&](const char* key) {
+    return vm.count(key) ? vm[key].as<std::vector<std::string>>() : std::vector<std::string>{};
+  };
+  if (vm.count("exclude") && !vm.count("dir")) throw usage_error("--exclude goes with --dir");
+  const std::vector<SnapshotRequest> dirs = snapshot_requests(list("dir"), list("exclude"));
+  if (!dirs.empty())
+    o.take_snapshots = [&](const Repository& repo, const std::string& id) {
+      return take_backup_snapshots(repo, dirs, id);
+    };
 
   const BackupInfo info = run_backup(o);
   std::cout << "backup " << info.id << " complete: timeline " << info.timeline.value << ", start "

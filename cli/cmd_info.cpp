@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "pitr/catalog.h"
+#include "snapshot/snapshot_listing.h"
 
 namespace walvault::cli {
 
@@ -16,10 +17,16 @@ int run_info(const Args& args) {
   if (!parse_options("info", "--repo DIR [--json]", desc, args, vm)) return 0;
   const Repository repo = Repository::open(repo_option(vm));
   Catalog catalog(repo);
+  std::vector<std::string> snapshot_problems;
+  const std::vector<SnapshotInfo> snapshots = load_snapshots(repo, &snapshot_problems);
   if (vm.count("json")) {
-    std::cout << catalog.to_json().dump(2) << "\n";
+    Json j = catalog.to_json();
+    j["snapshots"] = snapshots_to_json(snapshots);
+    for (const auto& p : snapshot_problems) j["problems"].push_back(p);
+    std::cout << j.dump(2) << "\n";
   } else {
-    std::cout << catalog.to_text();
+    std::cout << catalog.to_text() << "\nsnapshots\n" << snapshots_to_text(snapshots);
+    for (const auto& p : snapshot_problems) std::cout << "  problem: " << p << "\n";
   }
   return 0;
 }

@@ -1,5 +1,8 @@
 // walvault restore: build a restore target for a chosen point.
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -8,6 +11,7 @@
 #include "core/log.h"
 #include "pitr/restore.h"
 #include "pitr/verifier.h"
+#include "snapshot/snapshot_restore.h"
 
 namespace walvault::cli {
 namespace {
@@ -134,6 +138,51 @@ std::optional<VerifyOptions> verify_options_from(const po::variables_map& vm,
   return v;
 }
 
+// --restore-dir: the time the restored database will be at, to choose snapshots by (the newest
+// snapshot of each name taken at or before it); nullopt (the newest) for --target latest.
+std::optional<Timestamp> snapshot_target_time(Catalog& catalog, const RecoveryPlan& plan) {
+  switch (plan.target.kind) {
+    case TargetKind::time:
+      return plan.target.time;
+    case TargetKind::xid:
+    case TargetKind::name:
+      if (plan.stop.record) return plan.stop.record->time;
+      break;
+    case TargetKind::lsn:
+      if (auto e =
+              catalog.wal().last_event(plan.history, plan.backup.start_lsn, plan.stop.replay_until,
+                                       [](const WalEvent& ev) { return ev.is_xact(); })) {
+        return std::max(e->time, plan.backup.stop_time);
+      }
+      break;
+    case TargetKind::immediate:
+      break;
+    case TargetKind::latest:
+      return std::nullopt;
+  }
+  return plan.backup.stop_time;
+}
+
+std::vector<DirRestoreRequest> restore_dirs_from(const po::variables_map& vm,
+                                                 const RestoreRequest& request) {
+  std::vector<DirRestoreRequest> out;
+  if (!vm.count("restore-dir")) return out;
+  for (const auto& item : vm["restore-dir"].as<std::vector<std::string>>()) {
+    DirRestoreRequest d = parse_dir_option(item, "--restore-dir");
+    std::vector<fs::path> others{request.target_dir};
+    for (const auto& [oid, dir] : request.tablespace_dirs) others.push_back(dir);
+    for (const auto& o : others) {
+      const std::string a = d.path.string() + "/", b = o.string() + "/";
+      if (a.starts_with(b) || b.starts_with(a)) {
+        throw usage_error("--restore-dir " + item + " overlaps \"" + o.string() + "\"",
+                          "restore directories next to the data directory, not inside it");
+      }
+    }
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
 int verify_and_report(const RecoveryPlan& plan, const RestoreRequest& request,
                       const RestoreOwner& owner, const RestoreResult& result, VerifyOptions v,
                       bool json) {
@@ -189,7 +238,10 @@ int run_restore(const Args& args) {
       "verify-timeout", po::value<unsigned>()->default_value(3600),
       "with --verify: seconds recovery may take to reach the target")(
       "pg-bindir", po::value<std::string>(),
-      "with --verify: where postgres is (default: from PG_VERSION, then PATH)");
+      "with --verify: where postgres is (default: from PG_VERSION, then PATH)")(
+      "restore-dir", po::value<std::vector<std::string>>(),
+      "NAME=PATH: restore the newest snapshot of NAME taken at or before the target into PATH "
+      "(absent or empty; repeatable)");
   po::variables_map vm;
   if (!parse_options("restore",
                      "--repo DIR --target-dir DIR [--target-time TS | --target-lsn LSN | "
@@ -206,6 +258,7 @@ int run_restore(const Args& args) {
   const bool json = vm.count("json") > 0;
 
   const std::optional<VerifyOptions> verify = verify_options_from(vm, request, dry_run);
+  const std::vector<DirRestoreRequest> dir_requests = restore_dirs_from(vm, request);
   check_restore_target(request.target_dir);
   const RestoreOwner owner = resolve_restore_owner(request.owner);
   const Repository repo = Repository::open(repo_option(vm));
@@ -216,6 +269,12 @@ int run_restore(const Args& args) {
     log::warning(w);
   }
 
+  // Snapshots are chosen and their targets checked before anything is written.
+  DirRestoreSet dirs(repo, dir_requests, snapshot_target_time(catalog, plan));
+  dirs.check_targets();
+  request.snapshots = dirs.to_json();
+  request.snapshots_text = dirs.to_text("directory        ");
+
   if (dry_run) {
     if (json) {
       std::cout << plan_to_json(plan, request, owner).dump(2) << "\n";
@@ -225,7 +284,18 @@ int run_restore(const Args& args) {
     }
     return 0;
   }
-  const RestoreResult result = execute_restore(repo, plan, request, owner);
+  // The directories first: their objects are all read and checked before anything is
+  // written, and if the database restore fails they are removed again.
+  DirRestoreOptions dir_options;
+  dir_options.restore_owners = ::geteuid() == 0;
+  dirs.restore(dir_options);
+  RestoreResult result;
+  try {
+    result = execute_restore(repo, plan, request, owner);
+  } catch (...) {
+    dirs.undo();
+    throw;
+  }
   if (verify) return verify_and_report(plan, request, owner, result, *verify, json);
   if (json) {
     Json j = plan_to_json(plan, request, owner);

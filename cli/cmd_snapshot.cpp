@@ -29,21 +29,8 @@ Json summary_json(const SnapshotInfo& s) {
 }
 
 int take(const Repository& repo, const po::variables_map& vm) {
-  std::vector<SnapshotRequest> requests;
-  for (const auto& item : strings(vm, "dir")) {
-    const DirRestoreRequest d = parse_dir_option(item, "--dir");
-    for (const auto& r : requests) {
-      if (r.name == d.name) throw usage_error("snapshot name \"" + d.name + "\" is given twice");
-    }
-    SnapshotRequest r;
-    r.name = d.name;
-    r.source = d.path;
-    r.excludes = strings(vm, "exclude");
-    for (const auto& g : r.excludes) {
-      if (g.empty()) throw usage_error("--exclude needs a pattern");
-    }
-    requests.push_back(std::move(r));
-  }
+  const std::vector<SnapshotRequest> requests =
+      snapshot_requests(strings(vm, "dir"), strings(vm, "exclude"));
   Json out = Json::array();
   uint64_t inconsistent = 0;
   for (const auto& r : requests) {

@@ -60,6 +60,7 @@ Json to_json(const BackupInfo& b) {
   for (const auto& t : b.tablespaces) {
     j["tablespaces"].push_back({{"oid", t.oid}, {"location", t.location}, {"file", t.file}});
   }
+  if (!b.snapshots.empty()) j["snapshots"] = b.snapshots;
   if (!b.error.empty()) j["error"] = b.error;
   return j;
 }
@@ -87,6 +88,7 @@ BackupInfo backup_info_from_json(const Json& j) {
     b.tablespaces.push_back({t.at("oid").get<uint32_t>(), t.at("location").get<std::string>(),
                              t.at("file").get<std::string>()});
   }
+  b.snapshots = j.value("snapshots", std::vector<std::string>{});
   b.error = j.value("error", "");
   return b;
 }

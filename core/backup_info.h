@@ -44,7 +44,8 @@ struct BackupInfo {
   std::string system_identifier;
   std::vector<BackupFile> files;
   std::vector<BackupTablespace> tablespaces;
-  std::string error;  // why it failed, when it did
+  std::vector<std::string> snapshots;  // ids of the snapshots `backup --dir` took with it
+  std::string error;                   // why it failed, when it did
 };
 
 Json to_json(const BackupInfo& b);

@@ -133,7 +133,7 @@ Json plan_to_json(const RecoveryPlan& plan, const RestoreRequest& request,
               {"segments", plan.wal.segments},
               {"start_lsn", plan.wal.start.str()},
               {"end_lsn", plan.wal.end.str()}};
-  j["snapshots"] = Json::array();
+  j["snapshots"] = request.snapshots;
   Json target = {{"kind", to_string(plan.target.kind)}, {"value", plan.target.value_text()}};
   target["inclusive"] = plan.target.inclusive;
   target["timeline"] = plan.history.target().value;
@@ -188,6 +188,7 @@ std::string plan_to_text(const RecoveryPlan& plan, const RestoreRequest& request
   out << "recovery stops   " << describe(plan.stop) << "\n";
   out << "target directory " << request.target_dir.string() << " (owner " << owner.name
       << ", mode 0700)\n";
+  out << request.snapshots_text;
   out << "settings         (postgresql.auto.conf, with recovery.signal)\n";
   for (const auto& [k, v] : plan.recovery_settings) {
     out << "  " << k << " = " << conf_quote(v) << "\n";

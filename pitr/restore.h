@@ -19,6 +19,11 @@ struct RestoreRequest {
   RecoveryTarget target;
   std::optional<std::string> owner;
   std::map<uint32_t, fs::path> tablespace_dirs;  // oid -> where to restore it
+  // --restore-dir: the directories restored with the database from snapshots, as
+  // plan_to_json ("snapshots") and plan_to_text show them (the caller fills these in from
+  // snapshot/snapshot_restore.h's DirRestoreSet).
+  Json snapshots = Json::array();
+  std::string snapshots_text;
 };
 
 struct RestoreResult {

@@ -430,10 +430,14 @@ Json DirRestoreSet::to_json() const {
   return out;
 }
 
-std::string DirRestoreSet::to_text() const {
+void DirRestoreSet::check_targets() const {
+  for (const auto& p : plans_) check_dir_restore_target(p.path);
+}
+
+std::string DirRestoreSet::to_text(const std::string& prefix) const {
   std::string out;
   for (const auto& p : plans_) {
-    out += "directory " + p.snapshot.name + " -> " + p.path.string() + ": " + describe(p) + ", " +
+    out += prefix + p.snapshot.name + " -> " + p.path.string() + ": " + describe(p) + ", " +
            std::to_string(p.snapshot.files) + " files, " + std::to_string(p.snapshot.bytes) +
            " bytes";
     if (!p.snapshot.inconsistent.empty()) {

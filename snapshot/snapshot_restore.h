@@ -96,8 +96,10 @@ class DirRestoreSet {
 
   // [{name, path, snapshot, time, before_target_seconds, files, bytes, inconsistent}]
   Json to_json() const;
-  // One line per directory: "directory data -> /srv/data: snapshot ... (..., 5 min before ...)"
-  std::string to_text() const;
+  // One line per directory: "<prefix>data -> /srv/data: snapshot ... (..., 5 min before ...)"
+  std::string to_text(const std::string& prefix = "directory ") const;
+  // Throws unless every restore path is absent or empty (for dry runs; prepare() checks too).
+  void check_targets() const;
 
   // Everything short of writing (targets absent or empty, every object present and intact).
   void prepare();

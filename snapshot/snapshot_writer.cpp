@@ -20,6 +20,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/object_store.h"
+#include "snapshot/snapshot_restore.h"
 
 namespace walvault {
 namespace {
@@ -490,6 +491,31 @@ bool snapshot_path_excluded(const std::vector<std::string>& excludes, const std:
   return false;
 }
 
+std::vector<SnapshotRequest> snapshot_requests(const std::vector<std::string>& dirs,
+                                               const std::vector<std::string>& excludes) {
+  for (const auto& g : excludes) {
+    if (g.empty()) throw usage_error("--exclude needs a pattern");
+  }
+  std::vector<SnapshotRequest> out;
+  for (const auto& item : dirs) {
+    const DirRestoreRequest d = parse_dir_option(item, "--dir");
+    for (const auto& r : out) {
+      if (r.name == d.name) throw usage_error("snapshot name \"" + d.name + "\" is given twice");
+    }
+    struct stat st;
+    if (::stat(d.path.c_str(), &st) != 0) {
+      throw errno_error("cannot snapshot \"" + d.path.string() + "\"", errno,
+                        "check the PATH of --dir " + d.name + "=PATH");
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      throw Error("cannot snapshot \"" + d.path.string() + "\": not a directory",
+                  "--dir NAME=PATH takes a directory");
+    }
+    out.push_back({d.name, d.path, excludes, ""});
+  }
+  return out;
+}
+
 SnapshotInfo take_snapshot(const Repository& repo, const SnapshotRequest& request,
                            const SnapshotOptions& options) {
   if (!is_valid_snapshot_name(request.name)) {
@@ -499,6 +525,19 @@ SnapshotInfo take_snapshot(const Repository& repo, const SnapshotRequest& reques
   }
   SnapshotWriter writer(repo, request, options);
   return writer.run();
+}
+
+std::vector<std::string> take_backup_snapshots(const Repository& repo,
+                                               const std::vector<SnapshotRequest>& requests,
+                                               const std::string& backup_id) {
+  std::vector<std::string> ids;
+  for (SnapshotRequest r : requests) {
+    r.backup_id = backup_id;
+    const SnapshotInfo info = take_snapshot(repo, r);
+    log::info(describe(info));
+    ids.push_back(info.id);
+  }
+  return ids;
 }
 
 std::string describe(const SnapshotInfo& s) {

@@ -40,10 +40,22 @@ struct SnapshotOptions {
   std::function<void()> before_recheck;
 };
 
+// --dir NAME=PATH ... and --exclude GLOB ... as requests: names valid and distinct, each PATH a
+// directory (checked now, so that walvault backup fails before it connects). Usage Error or
+// Error otherwise.
+std::vector<SnapshotRequest> snapshot_requests(const std::vector<std::string>& dirs,
+                                               const std::vector<std::string>& excludes);
+
 // Takes one snapshot and commits it (snapshot.json written last). On failure nothing of the
 // snapshot remains except objects in the store that nothing refers to yet.
 SnapshotInfo take_snapshot(const Repository& repo, const SnapshotRequest& request,
                            const SnapshotOptions& options = {});
+
+// walvault backup --dir: each request as a snapshot recorded as taken with backup_id (logged
+// one line each); returns their ids.
+std::vector<std::string> take_backup_snapshots(const Repository& repo,
+                                               const std::vector<SnapshotRequest>& requests,
+                                               const std::string& backup_id);
 
 // --exclude semantics: a pattern without '/' matches an entry's name at any depth; a pattern
 // with '/' matches its path relative to the snapshot's root (fnmatch, '*' stops at '/'). An

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "core/backup_info.h"
 #include "core/error.h"
 #include "snapshot/snapshot_manifest.h"
 #include "snapshot/snapshot_restore.h"
@@ -116,6 +117,24 @@ TEST(SnapshotPlan, EntryJsonRoundTrip) {
   Json bad = j;
   bad["size"] = 4;
   EXPECT_THROW(snapshot_entry_from_json(bad), Error);
+}
+
+}  // namespace
+}  // namespace walvault
+
+namespace walvault {
+namespace {
+
+TEST(SnapshotPlan, BackupInfoRecordsItsSnapshots) {
+  BackupInfo b;
+  b.id = "20261203T140500Z";
+  b.snapshots = {"20261203T140500Z-data", "20261203T140501Z-certs"};
+  const Json j = to_json(b);
+  EXPECT_EQ(j.at("snapshots"), Json({"20261203T140500Z-data", "20261203T140501Z-certs"}));
+  EXPECT_EQ(backup_info_from_json(j).snapshots, b.snapshots);
+  b.snapshots.clear();
+  EXPECT_FALSE(to_json(b).contains("snapshots"));  // backups without --dir look as before
+  EXPECT_TRUE(backup_info_from_json(to_json(b)).snapshots.empty());
 }
 
 }  // namespace

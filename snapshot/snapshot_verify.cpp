@@ -71,3 +71,18 @@ SnapshotVerifyReport verify_snapshots(const Repository& repo,
 }
 
 }  // namespace walvault
+
+namespace walvault {
+
+std::set<std::string> objects_in_use(const Repository& repo,
+                                     const std::vector<SnapshotInfo>& kept) {
+  std::set<std::string> out;
+  for (const auto& s : kept) {
+    for (const auto& e : load_snapshot_entries(repo, s)) {
+      for (const auto& c : e.chunks) out.insert(c.sha256);
+    }
+  }
+  return out;
+}
+
+}  // namespace walvault

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -35,5 +36,11 @@ struct SnapshotVerifyReport {
 
 SnapshotVerifyReport verify_snapshots(const Repository& repo,
                                       const std::vector<SnapshotInfo>& snapshots);
+
+// Every object the given snapshots use (their entries read and checked). For expiry: an
+// object outside this set for the kept snapshots may be removed, one inside it never. Throws
+// Error when an entries file cannot be read, so that no object is ever judged unused on
+// incomplete information.
+std::set<std::string> objects_in_use(const Repository& repo, const std::vector<SnapshotInfo>& kept);
 
 }  // namespace walvault

@@ -107,6 +107,18 @@ TEST(SnapshotRoundTrip, ThreeMomentsRestoreExactly) {
   EXPECT_TRUE(v.ok());
   EXPECT_EQ(v.snapshots, 3u);
   EXPECT_EQ(v.objects, count_objects(repo));
+
+  // Expiry's question: which objects may go if only the newest snapshot is kept? Exactly
+  // those of content that no longer exists: the two deleted uploads, and moment 1's key and
+  // template (replaced at moment 2); the unchanged images stay.
+  const std::set<std::string> keep = objects_in_use(repo, {all[2]});
+  const std::set<std::string> all_used = objects_in_use(repo, all);
+  EXPECT_EQ(all_used.size(), count_objects(repo));
+  std::set<std::string> removable;
+  for (const auto& o : all_used) {
+    if (!keep.count(o)) removable.insert(o);
+  }
+  EXPECT_EQ(removable.size(), 4u);
 }
 
 TEST(SnapshotRoundTrip, UnchangedTreeAddsNoObjects) {

@@ -399,7 +399,7 @@ void remove_restored_dir(const PreparedDirRestore& prepared) {
 
 namespace walvault {
 
-DirRestoreSet::DirRestoreSet(const Repository& repo, std::vector<DirRestoreRequest> requests,
+DirRestoreSet::DirRestoreSet(const Repository& repo, const std::vector<DirRestoreRequest>& requests,
                              std::optional<Timestamp> target)
     : repo_(repo) {
   if (requests.empty()) return;

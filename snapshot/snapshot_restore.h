@@ -86,7 +86,7 @@ class DirRestoreSet {
  public:
   // Plans: the newest snapshot of each name at or before target. Throws Error(unreachable)
   // when a name has none. Damaged snapshot.json files are warned about and left out.
-  DirRestoreSet(const Repository& repo, std::vector<DirRestoreRequest> requests,
+  DirRestoreSet(const Repository& repo, const std::vector<DirRestoreRequest>& requests,
                 std::optional<Timestamp> target);
   // Or from plans made elsewhere.
   DirRestoreSet(const Repository& repo, std::vector<PlannedDirRestore> plans);

@@ -77,7 +77,9 @@ int run_backup(const Args& args) {
   const std::vector<SnapshotRequest> dirs = snapshot_requests(list("dir"), list("exclude"));
   if (!dirs.empty())
     o.take_snapshots = [&](const Repository& repo, const std::string& id) {
-      return take_backup_snapshots(repo, dirs, id);
+      SnapshotOptions options;
+      options.stop_requested = o.stop_requested;
+      return take_backup_snapshots(repo, dirs, id, options);
     };
 
   const BackupInfo info = run_backup(o);

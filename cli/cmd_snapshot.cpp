@@ -1,9 +1,11 @@
 // walvault snapshot: take snapshots of directories (--dir), list them (--list), or restore
 // directories alone, without a database (--restore). The work is in snapshot/.
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -17,6 +19,21 @@
 
 namespace walvault::cli {
 namespace {
+
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) {
+  g_stop = true;
+}
+
+// SIGINT/SIGTERM end a snapshot cleanly: its directory and temporary files are removed.
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
 
 std::vector<std::string> strings(const po::variables_map& vm, const char* key) {
   return vm.count(key) ? vm[key].as<std::vector<std::string>>() : std::vector<std::string>{};
@@ -34,7 +51,9 @@ int take(const Repository& repo, const po::variables_map& vm) {
   Json out = Json::array();
   uint64_t inconsistent = 0;
   for (const auto& r : requests) {
-    const SnapshotInfo info = take_snapshot(repo, r);
+    SnapshotOptions options;
+    options.stop_requested = [] { return g_stop.load(); };
+    const SnapshotInfo info = take_snapshot(repo, r, options);
     inconsistent += info.inconsistent.size();
     if (vm.count("json")) {
       out.push_back(summary_json(info));
@@ -143,7 +162,10 @@ int run_snapshot(const Args& args) {
   const fs::path repo_path = repo_option(vm);
   if (vm.count("dir")) ::umask(077);
   const Repository repo = Repository::open(repo_path);
-  if (vm.count("dir")) return take(repo, vm);
+  if (vm.count("dir")) {
+    install_stop_handlers();
+    return take(repo, vm);
+  }
   if (vm.count("list")) return list(repo, vm);
   return restore(repo, vm);
 }

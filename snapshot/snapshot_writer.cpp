@@ -82,6 +82,11 @@ class SnapshotWriter {
   enum class ReadOutcome { ok, vanished };
 
   void claim_id();
+  void check_stop() const {
+    if (options_.stop_requested && options_.stop_requested()) {
+      throw Error("snapshot of " + request_.name + " interrupted; nothing of it was kept");
+    }
+  }
   void walk(int dirfd, const std::string& rel);
   void add_directory(int parent_fd, const std::string& name, const std::string& rel);
   void add_symlink(int dirfd, const std::string& name, const std::string& rel,
@@ -183,6 +188,7 @@ void SnapshotWriter::read_content(int fd, const std::string& rel, FileRead& out)
       filled += size_t(n);
     }
     if (filled == 0) break;
+    check_stop();
     const std::span<const std::byte> data(buffer_.data(), filled);
     const size_t cut = find_chunk_cut(data, params);
     const std::span<const std::byte> chunk = data.first(cut);
@@ -336,6 +342,7 @@ void SnapshotWriter::walk(int dirfd, const std::string& rel) {
   dir.reset();
   std::sort(names.begin(), names.end());
   for (const auto& name : names) {
+    check_stop();
     const std::string child = join_rel(rel, name);
     if (snapshot_path_excluded(request_.excludes, child)) continue;
     struct stat st;
@@ -529,11 +536,12 @@ SnapshotInfo take_snapshot(const Repository& repo, const SnapshotRequest& reques
 
 std::vector<std::string> take_backup_snapshots(const Repository& repo,
                                                const std::vector<SnapshotRequest>& requests,
-                                               const std::string& backup_id) {
+                                               const std::string& backup_id,
+                                               const SnapshotOptions& options) {
   std::vector<std::string> ids;
   for (SnapshotRequest r : requests) {
     r.backup_id = backup_id;
-    const SnapshotInfo info = take_snapshot(repo, r);
+    const SnapshotInfo info = take_snapshot(repo, r, options);
     log::info(describe(info));
     ids.push_back(info.id);
   }

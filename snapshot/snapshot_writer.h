@@ -34,6 +34,9 @@ struct SnapshotOptions {
   ChunkerParams chunker;
   int max_read_attempts = 5;  // per file, before it is recorded as inconsistent
   int64_t racy_window_ms = 1000;
+  // Checked between files and chunks (SIGINT/SIGTERM): ends the snapshot with an Error and
+  // nothing of it left behind.
+  std::function<bool()> stop_requested;
   // Test hooks. after_read: a file's content has been read (attempt counts from 1), before
   // its second fstat. before_recheck: racy files are about to be read a second time.
   std::function<void(const std::string& path, int attempt)> after_read;
@@ -55,7 +58,8 @@ SnapshotInfo take_snapshot(const Repository& repo, const SnapshotRequest& reques
 // one line each); returns their ids.
 std::vector<std::string> take_backup_snapshots(const Repository& repo,
                                                const std::vector<SnapshotRequest>& requests,
-                                               const std::string& backup_id);
+                                               const std::string& backup_id,
+                                               const SnapshotOptions& options = {});
 
 // --exclude semantics: a pattern without '/' matches an entry's name at any depth; a pattern
 // with '/' matches its path relative to the snapshot's root (fnmatch, '*' stops at '/'). An

@@ -149,6 +149,24 @@ else
     "the busy file was recorded as one whole version"
 fi
 
+wv_step "SIGINT during a snapshot"
+mkdir -p "$T/large"
+head -c 400000000 /dev/urandom >"$T/large/blob.bin"
+SNAPS_BEFORE=$(find "$REPO/snapshots" -mindepth 1 -maxdepth 1 | wc -l)
+"$WALVAULT" snapshot --repo "$REPO" --dir "large=$T/large" >"$T/int.out" 2>"$T/int.err" &
+SNAP_PID=$!
+sleep 0.5
+kill -INT "$SNAP_PID"
+INT_RC=0
+wait "$SNAP_PID" || INT_RC=$?
+wv_assert_eq 1 "$INT_RC" "an interrupted snapshot exits 1"
+wv_assert_eq "walvault: error: snapshot of large interrupted; nothing of it was kept" \
+  "$(cat "$T/int.err")" "and says so"
+wv_assert_eq "$SNAPS_BEFORE" "$(find "$REPO/snapshots" -mindepth 1 -maxdepth 1 | wc -l)" \
+  "no snapshot directory is left"
+wv_assert_eq "" "$(find "$REPO" -name '.tmp*' -o -name '*.tmp')" "no temporary file is left"
+rm -r "$T/large"
+
 wv_step "verify and a damaged object"
 wv_capture "$T/v" "$WALVAULT" verify --repo "$REPO"
 wv_assert_eq 0 "$WV_RC" "verify of an intact repository exits 0"

@@ -345,3 +345,32 @@ TEST(SnapshotRoundTrip, BadNamesAndPaths) {
 
 }  // namespace
 }  // namespace walvault
+
+namespace walvault {
+namespace {
+
+TEST(SnapshotRoundTrip, InterruptedSnapshotLeavesNothing) {
+  testing::TempDir tmp;
+  const Repository repo = testing::make_test_repo(tmp.path());
+  const fs::path src = tmp.path() / "data";
+  testing::make_authentik_tree(src);
+  SnapshotRequest r{"data", src, {}, ""};
+  SnapshotOptions o;
+  o.racy_window_ms = 0;
+  int checks = 0;
+  o.stop_requested = [&] { return ++checks > 6; };
+  try {
+    take_snapshot(repo, r, o);
+    FAIL() << "the snapshot was not interrupted";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "snapshot of data interrupted; nothing of it was kept");
+  }
+  EXPECT_TRUE(fs::is_empty(repo.snapshots_dir()));
+  EXPECT_TRUE(load_snapshots(repo).empty());
+  for (const auto& e : fs::recursive_directory_iterator(repo.store_dir())) {
+    EXPECT_FALSE(e.path().filename().string().starts_with(".tmp")) << e.path();
+  }
+}
+
+}  // namespace
+}  // namespace walvault

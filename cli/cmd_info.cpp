@@ -25,7 +25,7 @@ int run_info(const Args& args) {
     for (const auto& p : snapshot_problems) j["problems"].push_back(p);
     std::cout << j.dump(2) << "\n";
   } else {
-    std::cout << catalog.to_text() << "\nsnapshots\n" << snapshots_to_text(snapshots);
+    std::cout << catalog.to_text() << "\nsnapshots\n" << snapshots_summary_text(snapshots);
     for (const auto& p : snapshot_problems) std::cout << "  problem: " << p << "\n";
   }
   return 0;

@@ -1,6 +1,7 @@
 #include "snapshot/snapshot_listing.h"
 
 #include <iomanip>
+#include <map>
 #include <sstream>
 
 namespace walvault {
@@ -45,6 +46,25 @@ std::string snapshots_to_text(const std::vector<SnapshotInfo>& snapshots) {
     if (!s.inconsistent.empty()) out << "  (" << s.inconsistent.size() << " inconsistent)";
     out << "\n";
   }
+  return out.str();
+}
+
+std::string snapshots_summary_text(const std::vector<SnapshotInfo>& snapshots) {
+  if (snapshots.empty()) return "  no snapshots\n";
+  std::map<std::string, std::vector<const SnapshotInfo*>> by_name;
+  for (const auto& s : snapshots) by_name[s.name].push_back(&s);  // oldest first
+  std::ostringstream out;
+  for (const auto& [name, list] : by_name) {
+    const SnapshotInfo& newest = *list.back();
+    out << "  " << name << ": " << list.size() << (list.size() == 1 ? " snapshot" : " snapshots")
+        << ", " << format_iso8601_utc(list.front()->time);
+    if (list.size() > 1) out << " to " << format_iso8601_utc(newest.time);
+    out << "; newest " << newest.id << " (" << newest.files << " files, " << newest.bytes
+        << " bytes";
+    if (!newest.inconsistent.empty()) out << ", " << newest.inconsistent.size() << " inconsistent";
+    out << ")\n";
+  }
+  out << "  (walvault snapshot --list shows every snapshot)\n";
   return out.str();
 }
 

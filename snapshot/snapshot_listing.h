@@ -16,4 +16,8 @@ Json snapshots_to_json(const std::vector<SnapshotInfo>& snapshots);
 // A table, one line per snapshot, oldest first ("no snapshots" when there are none).
 std::string snapshots_to_text(const std::vector<SnapshotInfo>& snapshots);
 
+// One line per name (for info, where hourly snapshots would make a long table): how many,
+// from when to when, and the newest.
+std::string snapshots_summary_text(const std::vector<SnapshotInfo>& snapshots);
+
 }  // namespace walvault

@@ -166,7 +166,8 @@ wv_assert_eq "id name time files bytes stored_bytes" \
 wv_assert_eq "$BID" "$(wv_json '$j->{snapshots}[0]{backup}' <"$OUT/info.out")" \
   "the backup's snapshots say so"
 wv_capture "$OUT/info-text" wv_walvault info --repo "$REPO"
-wv_assert_match "$S2_CERTS +certs" "$(cat "$OUT/info-text.out")" "info's text lists them too"
+wv_assert_match "certs: 3 snapshots, [^;]+; newest $S2_CERTS \\(" "$(cat "$OUT/info-text.out")" \
+  "info's text sums them up per name"
 
 # restored NAME MOMENT FINGERPRINT RESTORE_ARGS... — restore --verify with --restore-dir for
 # the four directories; the rows must be FINGERPRINT and the trees those of MOMENT.

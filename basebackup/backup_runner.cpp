@@ -13,9 +13,9 @@
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/log.h"
-#include "core/wal_inventory.h"
 #include "core/repo_lock.h"
 #include "core/repository.h"
+#include "core/wal_inventory.h"
 #include "walarchiver/archiver.h"
 #include "walarchiver/replication_connection.h"
 

@@ -56,11 +56,12 @@ int run_archive(const Args& args) {
        "application_name of the replication connection (synchronous_standby_names)");
   // clang-format on
   po::variables_map vm;
-  if (!parse_options("archive",
-                     "--repo DIR --dbname CONNSTR [--slot NAME [--create-slot] [--drop-slot]] "
-                     "[--synchronous] [--endpos LSN] [--no-loop] [--allow-gap] [--compress lz4|none] "
-                     "[--io auto|uring|pwrite]",
-                     desc, args, vm)) {
+  if (!parse_options(
+          "archive",
+          "--repo DIR --dbname CONNSTR [--slot NAME [--create-slot] [--drop-slot]] "
+          "[--synchronous] [--endpos LSN] [--no-loop] [--allow-gap] [--compress lz4|none] "
+          "[--io auto|uring|pwrite]",
+          desc, args, vm)) {
     return 0;
   }
 

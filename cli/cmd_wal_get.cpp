@@ -34,9 +34,9 @@
 #include "core/fs.h"
 #include "core/repository.h"
 #include "core/timeline_history.h"
-#include "pitr/wal_spool.h"
 #include "pitr/wal_files.h"
 #include "pitr/wal_records.h"
+#include "pitr/wal_spool.h"
 
 namespace walvault::cli {
 namespace {

@@ -13,17 +13,26 @@ namespace {
 
 using walvault::cli::Args;
 
-const std::map<std::string, std::pair<std::function<int(const Args&)>, const char*>>&
-commands() {
+const std::map<std::string, std::pair<std::function<int(const Args&)>, const char*>>& commands() {
   static const std::map<std::string, std::pair<std::function<int(const Args&)>, const char*>>
       table = {
-          {"archive", {walvault::cli::run_archive, "stream WAL from the server into the repository"}},
-          {"backup", {walvault::cli::run_backup, "take a base backup over the replication protocol"}},
-          {"info", {walvault::cli::run_info, "show backups, WAL per timeline and the restorable window"}},
-          {"restore", {walvault::cli::run_restore, "build a restore target for a chosen point in time"}},
-          {"snapshot", {walvault::cli::run_snapshot, "record directories (authentik's /data, /certs, ...) in the repository"}},
-          {"verify", {walvault::cli::run_verify, "re-read the repository's snapshots and check every checksum"}},
-          {"wal-get", {walvault::cli::run_wal_get, "hand a WAL file to a recovering server (restore_command)"}},
+          {"archive",
+           {walvault::cli::run_archive, "stream WAL from the server into the repository"}},
+          {"backup",
+           {walvault::cli::run_backup, "take a base backup over the replication protocol"}},
+          {"info",
+           {walvault::cli::run_info, "show backups, WAL per timeline and the restorable window"}},
+          {"restore",
+           {walvault::cli::run_restore, "build a restore target for a chosen point in time"}},
+          {"snapshot",
+           {walvault::cli::run_snapshot,
+            "record directories (authentik's /data, /certs, ...) in the repository"}},
+          {"verify",
+           {walvault::cli::run_verify,
+            "re-read the repository's snapshots and check every checksum"}},
+          {"wal-get",
+           {walvault::cli::run_wal_get,
+            "hand a WAL file to a recovering server (restore_command)"}},
       };
   return table;
 }

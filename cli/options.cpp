@@ -11,9 +11,9 @@ namespace walvault::cli {
 bool parse_options(const std::string& command, const std::string& synopsis,
                    po::options_description& desc, const Args& args, po::variables_map& vm,
                    const po::positional_options_description* positional) {
-  desc.add_options()("help,h", "show this help")(
-      "log-level", po::value<std::string>()->default_value("info"),
-      "debug, info, warning or error");
+  desc.add_options()("help,h", "show this help")("log-level",
+                                                 po::value<std::string>()->default_value("info"),
+                                                 "debug, info, warning or error");
   try {
     po::command_line_parser parser(args);
     parser.options(desc);

@@ -8,9 +8,12 @@ namespace walvault {
 
 std::string_view to_string(BackupStatus s) {
   switch (s) {
-    case BackupStatus::running: return "running";
-    case BackupStatus::complete: return "complete";
-    case BackupStatus::failed: return "failed";
+    case BackupStatus::running:
+      return "running";
+    case BackupStatus::complete:
+      return "complete";
+    case BackupStatus::failed:
+      return "failed";
   }
   return "unknown";
 }
@@ -53,8 +56,10 @@ Json to_json(const BackupInfo& b) {
   j["system_identifier"] = b.system_identifier;
   j["files"] = Json::array();
   for (const auto& f : b.files) {
-    j["files"].push_back(
-        {{"name", f.name}, {"bytes", f.bytes}, {"stored_bytes", f.stored_bytes}, {"sha256", f.sha256}});
+    j["files"].push_back({{"name", f.name},
+                          {"bytes", f.bytes},
+                          {"stored_bytes", f.stored_bytes},
+                          {"sha256", f.sha256}});
   }
   j["tablespaces"] = Json::array();
   for (const auto& t : b.tablespaces) {
@@ -136,9 +141,8 @@ std::vector<BackupInfo> load_backups(const Repository& repo, std::vector<std::st
              " is not offered for restore: its backup.json is damaged (" + why + ")");
     }
   }
-  std::sort(out.begin(), out.end(), [](const BackupInfo& a, const BackupInfo& b) {
-    return a.start_lsn < b.start_lsn;
-  });
+  std::sort(out.begin(), out.end(),
+            [](const BackupInfo& a, const BackupInfo& b) { return a.start_lsn < b.start_lsn; });
   return out;
 }
 

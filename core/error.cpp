@@ -5,7 +5,8 @@
 namespace walvault {
 
 Error errno_error(const std::string& what, int errnum, std::string hint) {
-  if (hint.empty() && errnum == ENOSPC) hint = "free space on the file system, then run the command again";
+  if (hint.empty() && errnum == ENOSPC)
+    hint = "free space on the file system, then run the command again";
   return Error(what + ": " + std::strerror(errnum), std::move(hint));
 }
 

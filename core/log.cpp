@@ -24,21 +24,38 @@ void emit(Level lvl, const char* tag, const std::string& message) {
 
 }  // namespace
 
-void set_level(Level l) { g_level = l; }
-Level level() { return g_level; }
+void set_level(Level l) {
+  g_level = l;
+}
+Level level() {
+  return g_level;
+}
 
 bool parse_level(const std::string& text, Level& out) {
-  if (text == "debug") out = Level::debug;
-  else if (text == "info") out = Level::info;
-  else if (text == "warning") out = Level::warning;
-  else if (text == "error") out = Level::error;
-  else return false;
+  if (text == "debug")
+    out = Level::debug;
+  else if (text == "info")
+    out = Level::info;
+  else if (text == "warning")
+    out = Level::warning;
+  else if (text == "error")
+    out = Level::error;
+  else
+    return false;
   return true;
 }
 
-void debug(const std::string& m) { emit(Level::debug, "debug", m); }
-void info(const std::string& m) { emit(Level::info, "info", m); }
-void warning(const std::string& m) { emit(Level::warning, "warning", m); }
-void error(const std::string& m) { emit(Level::error, "error", m); }
+void debug(const std::string& m) {
+  emit(Level::debug, "debug", m);
+}
+void info(const std::string& m) {
+  emit(Level::info, "info", m);
+}
+void warning(const std::string& m) {
+  emit(Level::warning, "warning", m);
+}
+void error(const std::string& m) {
+  emit(Level::error, "error", m);
+}
 
 }  // namespace walvault::log

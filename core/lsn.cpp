@@ -73,8 +73,7 @@ std::string wal_file_name(TimelineId tli, SegmentNo segno, uint64_t segment_size
   return buf;
 }
 
-std::optional<WalFileName> parse_wal_file_name(std::string_view name,
-                                               uint64_t segment_size_bytes) {
+std::optional<WalFileName> parse_wal_file_name(std::string_view name, uint64_t segment_size_bytes) {
   if (name.size() != 24 || !all_upper_hex(name)) return std::nullopt;
   auto tli = parse_hex<uint32_t>(name.substr(0, 8), 8);
   auto log = parse_hex<uint32_t>(name.substr(8, 8), 8);
@@ -85,7 +84,9 @@ std::optional<WalFileName> parse_wal_file_name(std::string_view name,
   return WalFileName{TimelineId(*tli), SegmentNo(uint64_t(*log) * per_id + *seg)};
 }
 
-std::string history_file_name(TimelineId tli) { return tli.hex() + ".history"; }
+std::string history_file_name(TimelineId tli) {
+  return tli.hex() + ".history";
+}
 
 std::optional<TimelineId> parse_history_file_name(std::string_view name) {
   constexpr std::string_view suffix = ".history";

@@ -34,11 +34,16 @@ uint32_t get_u32(const std::byte* src) {
 
 size_t block_max_for_bd(uint8_t bd) {
   switch ((bd >> 4) & 7) {
-    case 4: return 64 * 1024;
-    case 5: return 256 * 1024;
-    case 6: return 1024 * 1024;
-    case 7: return 4 * 1024 * 1024;
-    default: return 0;
+    case 4:
+      return 64 * 1024;
+    case 5:
+      return 256 * 1024;
+    case 6:
+      return 1024 * 1024;
+    case 7:
+      return 4 * 1024 * 1024;
+    default:
+      return 0;
   }
 }
 
@@ -53,7 +58,9 @@ Lz4FrameEncoder::Lz4FrameEncoder(int acceleration)
   XXH32_reset(content_hash_, 0);
 }
 
-Lz4FrameEncoder::~Lz4FrameEncoder() { XXH32_freeState(content_hash_); }
+Lz4FrameEncoder::~Lz4FrameEncoder() {
+  XXH32_freeState(content_hash_);
+}
 
 size_t Lz4FrameEncoder::write_header(std::byte* dst) {
   XXH32_reset(content_hash_, 0);
@@ -67,9 +74,9 @@ size_t Lz4FrameEncoder::write_header(std::byte* dst) {
 size_t Lz4FrameEncoder::write_block(std::span<const std::byte> src, std::byte* dst) {
   XXH32_update(content_hash_, src.data(), src.size());
   std::byte* payload = dst + 4;
-  int n = LZ4_compress_fast(reinterpret_cast<const char*>(src.data()),
-                            reinterpret_cast<char*>(payload), int(src.size()),
-                            LZ4_compressBound(int(src.size())), acceleration_);
+  int n =
+      LZ4_compress_fast(reinterpret_cast<const char*>(src.data()), reinterpret_cast<char*>(payload),
+                        int(src.size()), LZ4_compressBound(int(src.size())), acceleration_);
   uint32_t size_field;
   size_t payload_bytes;
   if (n <= 0 || size_t(n) >= src.size()) {

@@ -51,10 +51,10 @@ class Lz4FrameEncoder {
 // reports how much of it is whole and verified. Used on `.partial` files after a crash.
 struct Lz4FrameScan {
   bool header_ok = false;
-  bool complete = false;        // end mark and content checksum present and correct
-  uint64_t valid_bytes = 0;     // file bytes up to the end of the last whole, verified block
-  uint64_t content_bytes = 0;   // decoded bytes in those blocks
-  std::string problem;          // why scanning stopped early, when it did
+  bool complete = false;       // end mark and content checksum present and correct
+  uint64_t valid_bytes = 0;    // file bytes up to the end of the last whole, verified block
+  uint64_t content_bytes = 0;  // decoded bytes in those blocks
+  std::string problem;         // why scanning stopped early, when it did
 };
 
 // Decoded content goes to on_content (may be empty to only count).

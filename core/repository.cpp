@@ -51,9 +51,9 @@ RepoIdentity Repository::read_identity(const fs::path& root) {
   try {
     text = read_file(file);
   } catch (const Error& e) {
-    throw Error("\"" + root.string() + "\" is not a readable walvault repository (" + e.what() +
-                    ")",
-                "check --repo; a repository is created by the first walvault archive or backup");
+    throw Error(
+        "\"" + root.string() + "\" is not a readable walvault repository (" + e.what() + ")",
+        "check --repo; a repository is created by the first walvault archive or backup");
   }
   Json j;
   try {

@@ -17,8 +17,12 @@ struct Timestamp {
 
 // PostgreSQL's TimestampTz counts microseconds from 2000-01-01 00:00:00 UTC.
 constexpr int64_t kPgEpochUnixUs = 946684800LL * 1000000LL;
-constexpr Timestamp from_pg_timestamp(int64_t pg_us) { return Timestamp{pg_us + kPgEpochUnixUs}; }
-constexpr int64_t to_pg_timestamp(Timestamp t) { return t.unix_us - kPgEpochUnixUs; }
+constexpr Timestamp from_pg_timestamp(int64_t pg_us) {
+  return Timestamp{pg_us + kPgEpochUnixUs};
+}
+constexpr int64_t to_pg_timestamp(Timestamp t) {
+  return t.unix_us - kPgEpochUnixUs;
+}
 
 Timestamp now();
 

@@ -14,8 +14,8 @@ uint64_t partial_durable_bytes(const WalFileEntry& partial) {
     return ec ? 0 : size;
   }
   const std::string frame = read_file(partial.path);
-  auto scan = scan_lz4_frame(
-      {reinterpret_cast<const std::byte*>(frame.data()), frame.size()}, nullptr);
+  auto scan =
+      scan_lz4_frame({reinterpret_cast<const std::byte*>(frame.data()), frame.size()}, nullptr);
   return scan.content_bytes;
 }
 
@@ -54,10 +54,9 @@ TimelineWal scan_timeline_wal(const Repository& repo, TimelineId tli) {
   // a hole (or the end of an abandoned timeline). Counting it lets the hole show as a gap.
   std::optional<SegmentNo> previous;
   for (auto& p : partials) {
-    const bool superseded =
-        std::any_of(ranges.begin(), ranges.end(), [&](const WalRange& r) {
-          return r.start == segment_start(p.segno, seg) && r.end == r.start + seg;
-        });
+    const bool superseded = std::any_of(ranges.begin(), ranges.end(), [&](const WalRange& r) {
+      return r.start == segment_start(p.segno, seg) && r.end == r.start + seg;
+    });
     if (superseded || (previous && *previous == p.segno)) continue;
     previous = p.segno;
     const uint64_t bytes = partial_durable_bytes(p);

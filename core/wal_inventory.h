@@ -19,10 +19,10 @@ struct WalRange {
 
 struct TimelineWal {
   TimelineId timeline;
-  std::vector<WalRange> ranges;               // ascending, non-adjacent (merged)
-  std::optional<WalFileEntry> partial;        // a .partial not superseded by a complete file
-  uint64_t partial_bytes = 0;                 // its durable content bytes
-  std::optional<SegmentNo> last_complete;     // highest complete segment
+  std::vector<WalRange> ranges;            // ascending, non-adjacent (merged)
+  std::optional<WalFileEntry> partial;     // a .partial not superseded by a complete file
+  uint64_t partial_bytes = 0;              // its durable content bytes
+  std::optional<SegmentNo> last_complete;  // highest complete segment
 };
 
 // Durable content bytes of a `.partial`: for lz4, the verified prefix of whole blocks

@@ -56,8 +56,9 @@ UniqueFd claim_target_dir(const fs::path& dir, bool& created) {
   }
   UniqueFd fd = open_or_throw(dir, O_RDONLY | O_DIRECTORY);
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-    throw usage_error("target directory \"" + dir.string() + "\" is being written by another restore",
-                      "restore into an absent or empty directory; walvault never overwrites one");
+    throw usage_error(
+        "target directory \"" + dir.string() + "\" is being written by another restore",
+        "restore into an absent or empty directory; walvault never overwrites one");
   }
   check_restore_target(dir);
   return fd;

@@ -157,7 +157,9 @@ void WalSpool::drop_before(const WalFileName& asked) {
   }
 }
 
-void WalSpool::set_want(const std::string& name) const { write_small_file(dir_ / ".want", name); }
+void WalSpool::set_want(const std::string& name) const {
+  write_small_file(dir_ / ".want", name);
+}
 
 std::optional<std::string> WalSpool::want() const {
   auto text = read_file_if_exists(dir_ / ".want");

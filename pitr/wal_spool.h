@@ -7,10 +7,10 @@
 // Layout: complete segments under their WAL file names; a segment is written to
 // `<name>.tmp.<pid>` and renamed, so a name is only ever a whole, checked segment. Dot files
 // hold the protocol between wal-get (the consumer) and the prefetcher:
-//   .want            the file PostgreSQL asked for last (written by wal-get, read by the prefetcher)
-//   .prefetch.lock   flock()ed by the one running prefetcher
-//   .served          how many requests wal-get served from the spool / how many it served at all
-//   .prefetched      how many segments the prefetcher spooled, and the most it held at once
+//   .want            the file PostgreSQL asked for last (written by wal-get, read by the
+//   prefetcher) .prefetch.lock   flock()ed by the one running prefetcher .served          how many
+//   requests wal-get served from the spool / how many it served at all .prefetched      how many
+//   segments the prefetcher spooled, and the most it held at once
 //
 // Bounds: at most max_segments segments and max_bytes bytes at any time (put refuses more).
 

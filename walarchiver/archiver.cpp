@@ -8,10 +8,10 @@
 
 #include "core/error.h"
 #include "core/json.h"
-#include "core/pg.h"
-#include "core/timestamp.h"
 #include "core/log.h"
+#include "core/pg.h"
 #include "core/repo_lock.h"
+#include "core/timestamp.h"
 #include "walarchiver/replication_connection.h"
 #include "walarchiver/segment_sink.h"
 #include "walarchiver/start_position.h"
@@ -48,7 +48,8 @@ void ensure_slot(ReplicationConnection& conn, const ArchiveOptions& options) {
                     "\" reserves no WAL: the server has invalidated it (wal_status = lost: WAL "
                     "it held was removed), or it was created without reserving WAL",
                 "WAL the archive may need is probably gone; check pg_replication_slots, drop the "
-                "slot (walvault archive --slot " + options.slot +
+                "slot (walvault archive --slot " +
+                    options.slot +
                     " --drop-slot), run again with --create-slot (add --allow-gap if the archive "
                     "must skip the missing WAL) and take a new base backup; consider raising "
                     "max_slot_wal_keep_size");
@@ -189,8 +190,9 @@ ArchiveResult run_archiver(const ArchiveOptions& options) {
         log::warning("GAP: the WAL from " + gap_start.str() + " to " + resume->str() +
                      " on timeline " + std::to_string(tli.value) +
                      " was removed by the server before it was archived and is lost; "
-                     "recorded in " + (repo->wal_dir(tli) / "gaps.json").string() +
-                     "; continuing at " + resume->str() +
+                     "recorded in " +
+                     (repo->wal_dir(tli) / "gaps.json").string() + "; continuing at " +
+                     resume->str() +
                      " (--allow-gap). Take a new base backup: recovery cannot cross the gap");
         explicit_start = *resume;
         explicit_tli = tli;
@@ -231,8 +233,8 @@ ArchiveResult run_archiver(const ArchiveOptions& options) {
                      ", then doubling up to " + std::to_string(options.max_backoff_ms / 1000) +
                      " s; further attempts of this outage are debug messages)");
       } else {
-        log::debug(reason + "; attempt " + std::to_string(failed_attempts + 1) +
-                   ", retrying in " + retry_in);
+        log::debug(reason + "; attempt " + std::to_string(failed_attempts + 1) + ", retrying in " +
+                   retry_in);
       }
       ++failed_attempts;
       if (!sleep_unless_stopped(backoff_ms, options.stop_requested)) {

@@ -17,7 +17,8 @@ TEST(Lsn, ParsesAndPrintsPostgresNotation) {
 }
 
 TEST(Lsn, RejectsMalformed) {
-  for (const char* bad : {"", "zz", "0", "/1", "1/", "0/1/2", "G/0", "123456789/0", "0/ 1", "-1/0"}) {
+  for (const char* bad :
+       {"", "zz", "0", "/1", "1/", "0/1/2", "G/0", "123456789/0", "0/ 1", "-1/0"}) {
     EXPECT_FALSE(Lsn::parse(bad)) << bad;
   }
 }
@@ -53,10 +54,10 @@ TEST(SegmentName, RoundTripsForEverySize) {
 
 TEST(SegmentName, RejectsMalformed) {
   const uint64_t seg = 16 << 20;
-  EXPECT_FALSE(parse_wal_file_name("00000001000000000000003", seg));     // 23 chars
-  EXPECT_FALSE(parse_wal_file_name("00000001000000000000000g", seg));    // lower case / not hex
-  EXPECT_FALSE(parse_wal_file_name("000000010000000000000100", seg));    // seg 0x100 > 0xFF
-  EXPECT_FALSE(parse_wal_file_name("000000000000000000000001", seg));    // timeline 0
+  EXPECT_FALSE(parse_wal_file_name("00000001000000000000003", seg));      // 23 chars
+  EXPECT_FALSE(parse_wal_file_name("00000001000000000000000g", seg));     // lower case / not hex
+  EXPECT_FALSE(parse_wal_file_name("000000010000000000000100", seg));     // seg 0x100 > 0xFF
+  EXPECT_FALSE(parse_wal_file_name("000000000000000000000001", seg));     // timeline 0
   EXPECT_TRUE(parse_wal_file_name("000000010000000000000100", 1 << 20));  // valid for 1 MiB
 }
 

@@ -115,15 +115,18 @@ namespace {
 TEST(Lz4Frame, DecodeFileReadsACompleteFrame) {
   const auto content = sample(700'000, 3);
   const auto frame = encode(content, /*finish=*/true);
-  const fs::path path = fs::temp_directory_path() / ("walvault-lz4-decode-" + std::to_string(::getpid()));
-  write_file_durable(path, std::string_view(reinterpret_cast<const char*>(frame.data()), frame.size()));
+  const fs::path path =
+      fs::temp_directory_path() / ("walvault-lz4-decode-" + std::to_string(::getpid()));
+  write_file_durable(path,
+                     std::string_view(reinterpret_cast<const char*>(frame.data()), frame.size()));
   std::vector<std::byte> decoded;
   decode_lz4_file(path, [&](std::span<const std::byte> part) {
     decoded.insert(decoded.end(), part.begin(), part.end());
   });
   EXPECT_EQ(decoded, content);
   const auto torn = encode(content, /*finish=*/false);
-  write_file_durable(path, std::string_view(reinterpret_cast<const char*>(torn.data()), torn.size()));
+  write_file_durable(path,
+                     std::string_view(reinterpret_cast<const char*>(torn.data()), torn.size()));
   EXPECT_THROW(decode_lz4_file(path, [](std::span<const std::byte>) {}), Error);
   fs::remove(path);
 }

@@ -79,8 +79,8 @@ const Fixture& fixture() {
       const std::string xid_text = field("tx:", ',');
       const std::string lsn_text = field("lsn:", ',');
       const auto desc_at = line.find(", desc: ");
-      if (!line.starts_with("rmgr: ") || lens.find('/') == std::string::npos ||
-          xid_text.empty() || desc_at == std::string::npos || !Lsn::parse(lsn_text)) {
+      if (!line.starts_with("rmgr: ") || lens.find('/') == std::string::npos || xid_text.empty() ||
+          desc_at == std::string::npos || !Lsn::parse(lsn_text)) {
         ADD_FAILURE() << "unparsed pg_waldump line: " << line;
         continue;
       }
@@ -120,7 +120,7 @@ const Fixture& fixture() {
         ADD_FAILURE() << "unexpected record " << what;
       // "<xid>: <time>" for the prepared variants.
       if (auto colon = rest.find(": "); colon != std::string::npos && colon > 0 &&
-          rest.find_first_not_of("0123456789") == colon) {
+                                        rest.find_first_not_of("0123456789") == colon) {
         e.xid = uint32_t(std::stoul(rest.substr(0, colon)));
         rest = rest.substr(colon + 2);
       }

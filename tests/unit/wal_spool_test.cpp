@@ -23,8 +23,12 @@ struct TempDir {
   ~TempDir() { fs::remove_all(path); }
 };
 
-std::vector<std::byte> segment(uint8_t fill) { return std::vector<std::byte>(kSeg, std::byte{fill}); }
-std::string name(uint64_t segno) { return wal_file_name(TimelineId(1), SegmentNo(segno), kSeg); }
+std::vector<std::byte> segment(uint8_t fill) {
+  return std::vector<std::byte>(kSeg, std::byte{fill});
+}
+std::string name(uint64_t segno) {
+  return wal_file_name(TimelineId(1), SegmentNo(segno), kSeg);
+}
 
 TEST(WalSpool, BoundedByCountAndBytes) {
   TempDir t;

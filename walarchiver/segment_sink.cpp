@@ -82,14 +82,54 @@ void SegmentSink::open(TimelineId tli, Lsn start) {
   // A rename of an earlier run may not have reached the disk before it died.
   fsync_dir(dir);
   const uint64_t offset = segment_offset(start, segment_size_);
-  if (offset != 0) resume_segment(segment_of(start, segment_size_), offset);
+  if (offset != 0) {
+    resume_segment(segment_of(start, segment_size_), offset);
+  } else {
+    complete_full_partial(segment_of(start, segment_size_));
+  }
+}
+
+uint64_t SegmentSink::partial_content_bytes(const fs::path& path, Compression c) const {
+  if (c == Compression::none) return fs::file_size(path);
+  const std::string frame = read_file(path);
+  return scan_lz4_frame(bytes_of(frame), [](std::span<const std::byte>) {}).content_bytes;
+}
+
+void SegmentSink::complete_full_partial(SegmentNo next) {
+  // An earlier run that died between the fdatasync of a full segment and its rename leaves
+  // a .partial holding the whole segment; the archive's end is then the next segment's
+  // start, so nothing would ever resume (and rename) that file. Finish it here.
+  if (next.value == 0) return;
+  const SegmentNo segno(next.value - 1);
+  if (repo_.find_complete_segment(tli_, segno)) return;
+  std::optional<Compression> found;
+  for (Compression c : {compression_, other(compression_)}) {
+    const fs::path partial = repo_.segment_path(tli_, segno, c, true);
+    if (fs::exists(partial) && partial_content_bytes(partial, c) >= segment_size_) {
+      found = c;
+      break;
+    }
+  }
+  if (!found) return;
+  const Lsn resume_at = position_;
+  log::info("completing WAL segment " + wal_file_name(tli_, segno, segment_size_) +
+            ": its .partial already holds the whole segment");
+  resume_segment(segno, segment_size_);
+  position_ = resume_at;
+  complete_segment();
+  close_file();
 }
 
 void SegmentSink::sync_archived(TimelineId tli, Lsn end) {
   const fs::path dir = repo_.wal_dir(tli);
   if (!fs::exists(dir)) return;
   fsync_dir(dir);
-  if (segment_offset(end, segment_size_) == 0) return;
+  if (segment_offset(end, segment_size_) == 0) {
+    tli_ = tli;
+    position_ = durable_ = end;
+    complete_full_partial(segment_of(end, segment_size_));
+    return;
+  }
   const SegmentNo segno = segment_of(end, segment_size_);
   for (Compression c : {compression_, other(compression_)}) {
     const fs::path partial = repo_.segment_path(tli, segno, c, true);

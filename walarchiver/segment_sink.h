@@ -62,6 +62,8 @@ class SegmentSink {
  private:
   void open_segment(SegmentNo segno);
   void resume_segment(SegmentNo segno, uint64_t content_bytes);
+  void complete_full_partial(SegmentNo next);
+  uint64_t partial_content_bytes(const fs::path& path, Compression c) const;
   void append(std::span<const std::byte> data);
   void emit_pending();
   void queue(std::span<const std::byte> bytes);  // copies into staging, queues the write

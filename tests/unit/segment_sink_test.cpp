@@ -255,6 +255,71 @@ constexpr uint64_t kFileSizeLimit = 300'001;
   ::_exit(1);
 }
 
+// kill -9 after a full segment's fdatasync but before its rename: the .partial holds the
+// whole segment and the archive's end is the next segment's start. The next run must still
+// turn it into a completed segment (found by CI: the file stayed .partial forever).
+TEST_P(SegmentSinkTest, AFullPartialLeftByACrashBeforeTheRenameIsCompletedOnOpen) {
+  Repository repo = testing::make_test_repo(tmp_.path());
+  const TimelineId tli(1);
+  const Lsn start = segment_start(SegmentNo(7), kTestSegmentSize);
+  const auto wal = wal_like_bytes(kTestSegmentSize + 4096, 21);
+  const fs::path done = repo.segment_path(tli, SegmentNo(7), compression(), false);
+  const fs::path partial = repo.segment_path(tli, SegmentNo(7), compression(), true);
+  {
+    SegmentSink sink(repo, compression(), *writer_);
+    sink.open(tli, start);
+    feed(sink, start, std::span(wal).first(kTestSegmentSize));
+    sink.finish();
+  }
+  fs::rename(done, partial);
+  const TimelineWal inv = scan_timeline_wal(repo, tli);
+  ASSERT_EQ(inv.ranges.size(), 1u);
+  const Lsn next = start + kTestSegmentSize;
+  ASSERT_EQ(inv.ranges[0].end, next);
+  {
+    SegmentSink sink(repo, compression(), *writer_);
+    sink.open(tli, next);
+    EXPECT_EQ(sink.durable_lsn(), next);
+    EXPECT_TRUE(fs::exists(done));
+    EXPECT_FALSE(fs::exists(partial));
+    feed(sink, next, std::span(wal).subspan(kTestSegmentSize));
+    sink.finish();
+  }
+  EXPECT_EQ(content_of(done, compression()), as_string(std::span(wal).first(kTestSegmentSize)));
+  EXPECT_EQ(content_of(repo.segment_path(tli, SegmentNo(8), compression(), true), compression()),
+            as_string(std::span(wal).subspan(kTestSegmentSize)));
+
+  // The same state met by a run that needs no streaming (--endpos already archived).
+  fs::rename(done, partial);
+  {
+    SegmentSink sink(repo, compression(), *writer_);
+    sink.sync_archived(tli, next);
+    EXPECT_FALSE(sink.is_open());
+  }
+  EXPECT_FALSE(fs::exists(partial));
+  EXPECT_EQ(content_of(done, compression()), as_string(std::span(wal).first(kTestSegmentSize)));
+}
+
+// A partial segment that is short is not touched by an open at the next segment's start.
+TEST_P(SegmentSinkTest, AShortPartialBeforeTheStartIsLeftAlone) {
+  Repository repo = testing::make_test_repo(tmp_.path());
+  const TimelineId tli(1);
+  const Lsn start = segment_start(SegmentNo(4), kTestSegmentSize);
+  const auto wal = wal_like_bytes(300'000, 22);
+  {
+    SegmentSink sink(repo, compression(), *writer_);
+    sink.open(tli, start);
+    feed(sink, start, wal);
+    sink.finish();
+  }
+  const fs::path partial = repo.segment_path(tli, SegmentNo(4), compression(), true);
+  const std::string before = read_file(partial);
+  SegmentSink sink(repo, compression(), *writer_);
+  sink.open(tli, start + kTestSegmentSize);
+  EXPECT_EQ(read_file(partial), before);
+  EXPECT_FALSE(fs::exists(repo.segment_path(tli, SegmentNo(4), compression(), false)));
+}
+
 TEST_P(SegmentSinkTest, AShortWriteFromTheKernelIsResubmittedAndItsErrorReported) {
   Repository repo = testing::make_test_repo(tmp_.path());
   writer_.reset();  // the child makes its own
@@ -290,6 +355,32 @@ TEST(SegmentSink, ConvertsAPartialOfTheOtherCompression) {
   EXPECT_EQ(
       content_of(repo.segment_path(tli, SegmentNo(2), Compression::lz4, false), Compression::lz4),
       as_string(std::span(wal).first(kTestSegmentSize)));
+}
+
+TEST(SegmentSink, AFullPartialOfTheOtherCompressionIsCompletedInOurs) {
+  TempDir tmp;
+  Repository repo = testing::make_test_repo(tmp.path());
+  PwriteWriter writer;
+  const TimelineId tli(1);
+  const Lsn start = segment_start(SegmentNo(2), kTestSegmentSize);
+  const auto wal = wal_like_bytes(kTestSegmentSize, 6);
+  {
+    SegmentSink sink(repo, Compression::none, writer);
+    sink.open(tli, start);
+    feed(sink, start, wal);
+    sink.finish();
+  }
+  fs::rename(repo.segment_path(tli, SegmentNo(2), Compression::none, false),
+             repo.segment_path(tli, SegmentNo(2), Compression::none, true));
+  {
+    SegmentSink sink(repo, Compression::lz4, writer);
+    sink.open(tli, start + kTestSegmentSize);
+    sink.finish();
+  }
+  EXPECT_FALSE(fs::exists(repo.segment_path(tli, SegmentNo(2), Compression::none, true)));
+  EXPECT_EQ(
+      content_of(repo.segment_path(tli, SegmentNo(2), Compression::lz4, false), Compression::lz4),
+      as_string(wal));
 }
 
 TEST(SegmentSink, ResumeInsideASegmentWithoutAPartialIsAnError) {

@@ -219,14 +219,6 @@ void mark_failed(const Repository& repo, BackupInfo& info, const std::string& er
 
 }  // namespace
 
-std::string backup_lock_name(const std::string& backup_id) {
-  return "backup-" + backup_id;
-}
-
-bool backup_in_progress(const Repository& repo, const std::string& backup_id) {
-  return lock_holder(repo, backup_lock_name(backup_id)).has_value();
-}
-
 BackupInfo run_backup(const BackupOptions& o) {
   check_label(o.label);
   ReplicationConnection conn = ReplicationConnection::connect(o.conninfo, "walvault backup");

@@ -35,10 +35,4 @@ struct BackupOptions {
 // Throws a usage Error before connecting for a label PostgreSQL would choke on.
 BackupInfo run_backup(const BackupOptions& options);
 
-// While `walvault backup` runs it holds REPO/lock/backup-<id>.lock (and removes the file when
-// it ends). A backup.json that says "running" while nobody holds that lock belongs to a
-// backup process that died (kill -9, a crash, a reboot): it will never complete.
-std::string backup_lock_name(const std::string& backup_id);
-bool backup_in_progress(const Repository& repo, const std::string& backup_id);
-
 }  // namespace walvault

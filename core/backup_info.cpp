@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/repo_lock.h"
 
 namespace walvault {
 
@@ -106,6 +107,14 @@ void save_backup_info(const Repository& repo, const BackupInfo& b) {
   write_file_durable(backup_dir(repo, b.id) / "backup.json", to_json(b).dump(2) + "\n");
 }
 
+std::string backup_lock_name(const std::string& backup_id) {
+  return "backup-" + backup_id;
+}
+
+bool backup_in_progress(const Repository& repo, const std::string& backup_id) {
+  return lock_holder(repo, backup_lock_name(backup_id)).has_value();
+}
+
 std::vector<BackupInfo> load_backups(const Repository& repo, std::vector<std::string>* problems) {
   std::vector<BackupInfo> out;
   auto report = [&](const std::string& problem) {
@@ -130,6 +139,11 @@ std::vector<BackupInfo> load_backups(const Repository& repo, std::vector<std::st
     try {
       BackupInfo b = backup_info_from_json(Json::parse(*text));
       if (b.id != e.path().filename().string()) throw Error("its id is \"" + b.id + "\"");
+      if (b.status == BackupStatus::running && !backup_in_progress(repo, b.id)) {
+        // Its process died (kill -9, a crash, a reboot): it will never complete.
+        b.status = BackupStatus::failed;
+        if (b.error.empty()) b.error = "the backup process ended before the backup completed";
+      }
       out.push_back(std::move(b));
     } catch (const std::exception& ex) {
       std::string why = ex.what();

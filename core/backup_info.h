@@ -53,7 +53,14 @@ BackupInfo backup_info_from_json(const Json& j);  // throws Json::exception on b
 
 fs::path backup_dir(const Repository& repo, const std::string& id);
 void save_backup_info(const Repository& repo, const BackupInfo& b);  // durable
-// Every backups/*/backup.json, ascending by start LSN. A backup whose backup.json is
+// While `walvault backup` runs it holds REPO/lock/backup-<id>.lock (and removes the file when
+// it ends). A backup.json that says "running" while nobody holds that lock belongs to a
+// backup process that died (kill -9, a crash, a reboot): it will never complete.
+std::string backup_lock_name(const std::string& backup_id);
+bool backup_in_progress(const Repository& repo, const std::string& backup_id);
+
+// Every backups/*/backup.json, ascending by start LSN. A "running" backup whose process is
+// gone is returned as failed. A backup whose backup.json is
 // damaged or missing is left out and described in *problems (one line each): one bad
 // backup must not hide the others, nor disappear without a word.
 std::vector<BackupInfo> load_backups(const Repository& repo,

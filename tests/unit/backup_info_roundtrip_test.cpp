@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
+#include "archiver_test_util.h"
 #include "core/backup_info.h"
+#include "core/repo_lock.h"
 
 namespace walvault {
 namespace {
@@ -53,6 +55,30 @@ TEST(BackupInfoJson, RunningBackupWithoutLsnsYetRoundTrips) {
   EXPECT_EQ(r.status, BackupStatus::running);
   EXPECT_FALSE(r.start_lsn.valid());
   EXPECT_TRUE(r.error.empty());
+}
+
+// kill -9 of `walvault backup` leaves backup.json saying "running": once nobody holds the
+// backup's lock, readers must see it as failed, never as a backup that may still complete.
+TEST(LoadBackups, ARunningBackupWhoseProcessIsGoneIsFailed) {
+  testing::TempDir tmp;
+  Repository repo = testing::make_test_repo(tmp.path());
+  BackupInfo b;
+  b.id = "20261203T140500Z";
+  b.start_time = b.stop_time = Timestamp{1796306700000000};
+  make_dirs(backup_dir(repo, b.id));
+  save_backup_info(repo, b);
+  {
+    RepoLock held = RepoLock::acquire(repo, backup_lock_name(b.id), "backup " + b.id);
+    const auto live = load_backups(repo);
+    ASSERT_EQ(live.size(), 1u);
+    EXPECT_EQ(live[0].status, BackupStatus::running);
+    EXPECT_TRUE(backup_in_progress(repo, b.id));
+  }
+  EXPECT_FALSE(backup_in_progress(repo, b.id));
+  const auto dead = load_backups(repo);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].status, BackupStatus::failed);
+  EXPECT_EQ(dead[0].error, "the backup process ended before the backup completed");
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/lz4_frame.h"
+#include "core/lz4_pipeline.h"
 #include "core/tar.h"
 #include "core/tar_extract.h"
 
@@ -131,7 +132,7 @@ ExtractStats extract_backup(const Repository& repo, const BackupInfo& backup,
   auto unpack = [&](const fs::path& stored, const fs::path& dir, TarExtractor::SymlinkTargetFn fn) {
     auto ex = std::make_unique<TarExtractor>(dir, std::move(fn));
     TarReader reader(*ex, stored.string());
-    decode_lz4_file(stored, [&](std::span<const std::byte> d) { reader.feed(d); });
+    decode_lz4_file_pipelined(stored, [&](std::span<const std::byte> d) { reader.feed(d); });
     reader.finish();
     stats.files += ex->files();
     stats.bytes += ex->bytes();

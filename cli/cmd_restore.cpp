@@ -106,6 +106,26 @@ std::map<uint32_t, fs::path> tablespace_dirs_from(const po::variables_map& vm) {
   return out;
 }
 
+std::map<fs::path, fs::path> tablespace_paths_from(const po::variables_map& vm) {
+  std::map<fs::path, fs::path> out;
+  if (!vm.count("tablespace")) return out;
+  for (const auto& item : vm["tablespace"].as<std::vector<std::string>>()) {
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 >= item.size()) {
+      throw usage_error("invalid --tablespace \"" + item + "\"", "write OLDDIR=NEWDIR");
+    }
+    const fs::path old_path = fs::path(item.substr(0, eq)).lexically_normal();
+    const fs::path new_path = fs::path(item.substr(eq + 1)).lexically_normal();
+    if (!old_path.is_absolute() || !new_path.is_absolute()) {
+      throw usage_error("invalid --tablespace \"" + item + "\": both paths must be absolute");
+    }
+    if (!out.emplace(old_path, new_path).second) {
+      throw usage_error("--tablespace \"" + old_path.string() + "\" is given twice");
+    }
+  }
+  return out;
+}
+
 // --verify and its companions; they are usage errors without it.
 std::optional<VerifyOptions> verify_options_from(const po::variables_map& vm,
                                                  const RestoreRequest& request, bool dry_run) {
@@ -171,6 +191,7 @@ std::vector<DirRestoreRequest> restore_dirs_from(const po::variables_map& vm,
     DirRestoreRequest d = parse_dir_option(item, "--restore-dir");
     std::vector<fs::path> others{request.target_dir};
     for (const auto& [oid, dir] : request.tablespace_dirs) others.push_back(dir);
+    for (const auto& [old_dir, dir] : request.tablespace_paths) others.push_back(dir);
     for (const auto& o : others) {
       const std::string a = d.path.string() + "/", b = o.string() + "/";
       if (a.starts_with(b) || b.starts_with(a)) {
@@ -228,8 +249,10 @@ int run_restore(const Args& args) {
       "owner", po::value<std::string>(),
       "OS user that will run PostgreSQL (default: you, or postgres for root)")(
       "tablespace-dir", po::value<std::vector<std::string>>(),
-      "OID=PATH: restore a tablespace there")("dry-run", "print the plan, write nothing")(
-      "json", "print the plan as JSON")(
+      "OID=PATH: restore a tablespace there")(
+      "tablespace", po::value<std::vector<std::string>>(),
+      "OLDDIR=NEWDIR: restore the tablespace that was at OLDDIR into NEWDIR (repeatable)")(
+      "dry-run", "print the plan, write nothing")("json", "print the plan as JSON")(
       "verify", "start PostgreSQL on the result, check it, stop it (see docs/pitr.md)")(
       "verify-sql", po::value<std::string>(),
       "with --verify: a file of queries that must each return true")(
@@ -253,6 +276,7 @@ int run_restore(const Args& args) {
   request.target = target_from(vm);
   request.target_dir = fs::absolute(vm["target-dir"].as<std::string>()).lexically_normal();
   request.tablespace_dirs = tablespace_dirs_from(vm);
+  request.tablespace_paths = tablespace_paths_from(vm);
   if (vm.count("owner")) request.owner = vm["owner"].as<std::string>();
   const bool dry_run = vm.count("dry-run") > 0;
   const bool json = vm.count("json") > 0;
@@ -264,6 +288,7 @@ int run_restore(const Args& args) {
   const Repository repo = Repository::open(repo_option(vm));
   Catalog catalog(repo);
   const RecoveryPlan plan = plan_restore(catalog, request.target);
+  tablespace_targets(plan.backup, request);  // a bad mapping is refused before any writing
   if (auto w = access_warning(owner, repo.root(), self_executable(), request.target_dir);
       !w.empty()) {
     log::warning(w);

@@ -87,26 +87,71 @@ RecoveryPlan plan_restore(Catalog& catalog, const RecoveryTarget& target) {
   return plan;
 }
 
+namespace {
+
+// "/srv/ts/" and "/srv/ts/." name the same directory as "/srv/ts".
+fs::path normal_dir(const fs::path& p) {
+  fs::path n = p.lexically_normal();
+  if (!n.has_filename() && n.has_relative_path()) n = n.parent_path();
+  return n;
+}
+
+}  // namespace
+
+std::map<uint32_t, fs::path> tablespace_targets(const BackupInfo& backup,
+                                                const RestoreRequest& request) {
+  std::map<uint32_t, fs::path> out;
+  for (const auto& [old_path, new_path] : request.tablespace_paths) {
+    bool found = false;
+    for (const auto& t : backup.tablespaces) {
+      if (normal_dir(t.location) != normal_dir(old_path)) continue;
+      found = true;
+      if (request.tablespace_dirs.contains(t.oid)) {
+        throw usage_error("tablespace " + std::to_string(t.oid) + " (\"" + t.location +
+                          "\") is given both --tablespace and --tablespace-dir");
+      }
+      out[t.oid] = new_path;
+    }
+    if (!found) {
+      std::string known;
+      for (const auto& t : backup.tablespaces) known += (known.empty() ? "" : ", ") + t.location;
+      throw usage_error(
+          "backup " + backup.id + " has no tablespace at \"" + old_path.string() + "\"",
+          known.empty() ? "the backup has no tablespaces" : "its tablespaces are at: " + known);
+    }
+  }
+  for (const auto& [oid, dir] : request.tablespace_dirs) {
+    bool known = false;
+    for (const auto& t : backup.tablespaces) known = known || t.oid == oid;
+    if (!known) {
+      throw usage_error("backup " + backup.id + " has no tablespace with oid " +
+                        std::to_string(oid));
+    }
+    out[oid] = dir;
+  }
+  for (const auto& t : backup.tablespaces) {
+    if (!out.contains(t.oid)) out[t.oid] = fs::path(t.location);
+  }
+  return out;
+}
+
 RestoreResult execute_restore(const Repository& repo, const RecoveryPlan& plan,
                               const RestoreRequest& request, const RestoreOwner& owner) {
   check_restore_target(request.target_dir);
+  const std::map<uint32_t, fs::path> tablespaces = tablespace_targets(plan.backup, request);
   Cleanup cleanup;
   make_parent_dirs(request.target_dir);
   bool created = false;
   const UniqueFd claim = claim_target_dir(request.target_dir, created);
   cleanup.watch(request.target_dir, !created);
-  std::map<uint32_t, fs::path> tablespaces = request.tablespace_dirs;
-  for (const auto& t : plan.backup.tablespaces) {
-    const fs::path dir = tablespaces.contains(t.oid) ? tablespaces.at(t.oid) : fs::path(t.location);
+  for (const auto& [oid, dir] : tablespaces) {
     make_parent_dirs(dir);
     cleanup.watch(dir);
   }
   const ExtractStats stats = extract_backup(repo, plan.backup, request.target_dir, tablespaces);
   write_recovery_settings(request.target_dir, plan);
   hand_over(request.target_dir, owner);
-  for (const auto& t : plan.backup.tablespaces) {
-    hand_over(tablespaces.contains(t.oid) ? tablespaces.at(t.oid) : fs::path(t.location), owner);
-  }
+  for (const auto& [oid, dir] : tablespaces) hand_over(dir, owner);
   cleanup.disarm();
   return {stats.files, stats.bytes};
 }
@@ -134,6 +179,12 @@ Json plan_to_json(const RecoveryPlan& plan, const RestoreRequest& request,
               {"segments", plan.wal.segments},
               {"start_lsn", plan.wal.start.str()},
               {"end_lsn", plan.wal.end.str()}};
+  j["tablespaces"] = Json::array();
+  const std::map<uint32_t, fs::path> ts = tablespace_targets(b, request);
+  for (const auto& t : b.tablespaces) {
+    j["tablespaces"].push_back(
+        {{"oid", t.oid}, {"location", t.location}, {"restore_to", ts.at(t.oid).string()}});
+  }
   j["snapshots"] = request.snapshots;
   Json target = {{"kind", to_string(plan.target.kind)}, {"value", plan.target.value_text()}};
   target["inclusive"] = plan.target.inclusive;
@@ -189,6 +240,11 @@ std::string plan_to_text(const RecoveryPlan& plan, const RestoreRequest& request
   out << "recovery stops   " << describe(plan.stop) << "\n";
   out << "target directory " << request.target_dir.string() << " (owner " << owner.name
       << ", mode 0700)\n";
+  const std::map<uint32_t, fs::path> ts = tablespace_targets(b, request);
+  for (const auto& t : b.tablespaces) {
+    out << "tablespace       " << t.oid << " (was " << t.location << ") into "
+        << ts.at(t.oid).string() << "\n";
+  }
   out << request.snapshots_text;
   out << "settings         (postgresql.auto.conf, with recovery.signal)\n";
   for (const auto& [k, v] : plan.recovery_settings) {

@@ -18,7 +18,8 @@ struct RestoreRequest {
   fs::path target_dir;  // absolute
   RecoveryTarget target;
   std::optional<std::string> owner;
-  std::map<uint32_t, fs::path> tablespace_dirs;  // oid -> where to restore it
+  std::map<uint32_t, fs::path> tablespace_dirs;   // --tablespace-dir: oid -> where to restore it
+  std::map<fs::path, fs::path> tablespace_paths;  // --tablespace: original path -> new path
   // --restore-dir: the directories restored with the database from snapshots, as
   // plan_to_json ("snapshots") and plan_to_text show them (the caller fills these in from
   // snapshot/snapshot_restore.h's DirRestoreSet).
@@ -30,6 +31,12 @@ struct RestoreResult {
   uint64_t files = 0;
   uint64_t bytes = 0;
 };
+
+// Where each tablespace of the backup goes: --tablespace-dir by oid, else --tablespace by
+// original location, else the original location. A mapping that names no tablespace of the
+// backup, or a tablespace mapped twice, is a usage Error (before anything is written).
+std::map<uint32_t, fs::path> tablespace_targets(const BackupInfo& backup,
+                                                const RestoreRequest& request);
 
 // Plans the restore (throws Error(unreachable) with the reason when it cannot be done).
 RecoveryPlan plan_restore(Catalog& catalog, const RecoveryTarget& target);

@@ -177,8 +177,30 @@ wv_stop_bg "$ARCHIVER" TERM 30 || true
 wv_step "walvault restore --target immediate (extract_backup with a relocated tablespace)"
 RESTORED=$WV_TMP/restored
 TS_RESTORED=$WV_TMP/ts_restored
+# Both ways of relocating a tablespace name the same place in the plan; a mapping that names
+# no tablespace of the backup is a usage error before anything is written.
+wv_capture "$OUT/plan_oid" wv_walvault restore --repo "$REPO" --target-dir "$RESTORED" \
+  --tablespace-dir "$TS_OID=$TS_RESTORED" --target immediate --dry-run --json
+wv_assert_eq 0 "$WV_RC" "dry run with --tablespace-dir OID=NEW exits 0"
+wv_assert_eq "$TS_OID $WV_TMP/ts_src $TS_RESTORED" \
+  "$(wv_json 'join " ", map { ($_->{oid}, $_->{location}, $_->{restore_to}) } @{$j->{tablespaces}}' <"$OUT/plan_oid.out")" \
+  "the plan shows the tablespace, where it was and where it goes (by oid)"
+wv_capture "$OUT/plan_path" wv_walvault restore --repo "$REPO" --target-dir "$RESTORED" \
+  --tablespace "$WV_TMP/ts_src=$TS_RESTORED" --target immediate --dry-run
+wv_assert_eq 0 "$WV_RC" "dry run with --tablespace OLD=NEW exits 0"
+wv_assert_match "tablespace +$TS_OID \(was $WV_TMP/ts_src\) into $TS_RESTORED" "$(cat "$OUT/plan_path.out")" \
+  "the text plan shows the tablespace going to the new path"
+wv_capture "$OUT/bad_ts" wv_walvault restore --repo "$REPO" --target-dir "$RESTORED" \
+  --tablespace "$WV_TMP/no_such_ts=$TS_RESTORED" --target immediate
+wv_assert_eq 2 "$WV_RC" "--tablespace naming no tablespace of the backup exits 2"
+wv_assert_match "^walvault: error: backup .* has no tablespace at \"$WV_TMP/no_such_ts\"" \
+  "$(head -1 "$OUT/bad_ts.err")" "the error names the unknown path"
+wv_assert_match "^HINT: its tablespaces are at: $WV_TMP/ts_src" "$(sed -n 2p "$OUT/bad_ts.err")" \
+  "the hint lists the backup's tablespaces"
+wv_assert "nothing was created by the refused restore" test ! -e "$RESTORED" -a ! -e "$TS_RESTORED"
+
 wv_capture "$OUT/restore" wv_walvault restore --repo "$REPO" --target-dir "$RESTORED" \
-  --tablespace-dir "$TS_OID=$TS_RESTORED" --target immediate --json
+  --tablespace "$WV_TMP/ts_src=$TS_RESTORED" --target immediate --json
 [[ $WV_RC -eq 0 ]] || show_output "$OUT/restore"
 require "walvault restore exits 0" test "$WV_RC" -eq 0
 RID=$(wv_json '$j->{backup}' <"$OUT/restore.out")

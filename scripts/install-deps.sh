@@ -7,6 +7,7 @@ packages=(
   build-essential cmake pkg-config git
   libpq-dev liburing-dev liblz4-dev lz4 libxxhash-dev
   libboost-program-options-dev nlohmann-json3-dev libssl-dev
+  libcurl4-openssl-dev libtinyxml2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 postgresql-client-15 postgresql-contrib
   util-linux procps

@@ -3,6 +3,7 @@
 #include <tinyxml2.h>
 
 #include <chrono>
+#include <ctime>
 #include <thread>
 
 #include "core/error.h"
@@ -48,6 +49,14 @@ std::string sha256_of(std::span<const std::byte> d) {
 }
 
 }  // namespace
+
+std::optional<std::time_t> parse_http_date(std::string_view text) {
+  std::tm tm{};
+  const std::string s(text);
+  const char* end = strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (!end || *end != '\0') return std::nullopt;
+  return timegm(&tm);
+}
 
 std::string s3_error_text(std::string_view xml) {
   tinyxml2::XMLDocument doc;
@@ -101,6 +110,21 @@ HttpResponse S3Client::execute(Call call, std::string_view what) {
 void S3Client::fail(const HttpResponse& r, std::string_view what) {
   std::string text = s3_error_text(r.body);
   std::string hint;
+  if (text.starts_with("RequestTimeTooSkewed")) {
+    // Say by how much: the store's Date header against our clock.
+    if (auto d = r.headers.find("date"); d != r.headers.end()) {
+      if (auto store = parse_http_date(d->second)) {
+        const long long skew_s = static_cast<long long>(std::time(nullptr) - *store);
+        throw Error(std::string(what) +
+                        ": the store refuses the request time: this machine's "
+                        "clock is " +
+                        std::to_string(skew_s < 0 ? -skew_s : skew_s) + " s " +
+                        (skew_s < 0 ? "behind" : "ahead of") + " the store's",
+                    "synchronise the clock (NTP); S3 refuses requests more than 15 minutes off");
+      }
+    }
+    hint = "synchronise the clock (NTP); S3 refuses requests more than 15 minutes off";
+  }
   if (r.status == 403)
     hint = "check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and the region";
   if (text.find("NoSuchBucket") != std::string::npos)

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
 #include <optional>
 #include <span>
 #include <string>
@@ -74,6 +75,9 @@ class S3Client {
   Credentials creds_;
   HttpClient http_;
 };
+
+// An HTTP Date header ("Fri, 04 Dec 2026 08:41:00 GMT") as a time; nullopt when malformed.
+std::optional<std::time_t> parse_http_date(std::string_view text);
 
 // S3's XML error body -> "Code: Message" ("" when the body is not an S3 error).
 std::string s3_error_text(std::string_view xml);

@@ -8,6 +8,7 @@ packages=(
   libpq-dev liburing-dev liblz4-dev lz4 libxxhash-dev
   libboost-program-options-dev nlohmann-json3-dev libssl-dev
   libcurl4-openssl-dev libtinyxml2-dev
+  ceph-mon ceph-osd radosgw ceph-common faketime openssl curl
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 postgresql-client-15 postgresql-contrib
   util-linux procps

@@ -121,6 +121,36 @@ TEST_F(S3, MultipartUploadOfALargeObject) {
   EXPECT_EQ(sha256_hex(big), c.head("backups/b/base.tar.lz4")->sha256);
 }
 
+TEST_F(S3, AWrongSecretIsRefusedWithAHint) {
+  S3Client bad(config("s3://walvault-test/x", env("WV_S3_ENDPOINT")),
+               {env("WV_S3_ACCESS_KEY"), "not-the-secret", ""});
+  try {
+    bad.put("k", bytes("v"));
+    FAIL() << "a wrong signature was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string::npos, std::string(e.what()).find("HTTP 403 SignatureDoesNotMatch"))
+        << e.what();
+    EXPECT_NE(std::string::npos, e.hint().find("credentials"));
+    EXPECT_EQ(std::string::npos, std::string(e.what()).find("not-the-secret"));
+  }
+  EXPECT_FALSE(client("x").get("k"));  // nothing was stored
+}
+
+// Run by s3_client.sh under faketime two hours in the past (WV_S3_EXPECT_SKEW=1).
+TEST(S3Clock, ASkewedClockIsNamedWithItsSize) {
+  if (!std::getenv("WV_S3_EXPECT_SKEW")) GTEST_SKIP() << "needs faketime (s3_client.sh)";
+  S3Client c(config("s3://walvault-test/skew", env("WV_S3_ENDPOINT")), creds());
+  try {
+    c.put("k", bytes("v"));
+    FAIL() << "a request two hours old was accepted";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(std::string::npos, m.find("this machine's clock is 7")) << m;  // 7200 s, give or take
+    EXPECT_NE(std::string::npos, m.find(" s behind the store's")) << m;
+    EXPECT_NE(std::string::npos, e.hint().find("NTP"));
+  }
+}
+
 TEST_F(S3, AMissingBucketIsNamed) {
   S3Client c(config("s3://no-such-bucket/x", env("WV_S3_ENDPOINT")), creds());
   try {

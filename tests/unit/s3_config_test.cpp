@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "objectstore/s3_client.h"
 #include "objectstore/s3_credentials.h"
 
 namespace walvault::s3 {
@@ -101,6 +102,16 @@ TEST(S3Credentials, NothingAnywhereSaysWhereItLooked) {
   } catch (const Error& e) {
     EXPECT_NE(std::string::npos, std::string(e.what()).find("/nonexistent-home/.aws/credentials"));
   }
+}
+
+TEST(S3Errors, XmlErrorBodiesAndHttpDates) {
+  EXPECT_EQ("NoSuchKey: The specified key does not exist.",
+            s3_error_text("<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>The "
+                          "specified key does not exist.</Message></Error>"));
+  EXPECT_EQ("", s3_error_text("not xml"));
+  EXPECT_EQ("", s3_error_text("<ListBucketResult/>"));
+  EXPECT_EQ(1796373660, parse_http_date("Fri, 04 Dec 2026 08:41:00 GMT").value_or(0));
+  EXPECT_FALSE(parse_http_date("yesterday"));
 }
 
 }  // namespace

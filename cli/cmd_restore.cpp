@@ -149,11 +149,6 @@ std::optional<VerifyOptions> verify_options_from(const po::variables_map& vm,
     v.check_source = file.string();
     if (v.checks.empty())
       throw usage_error("--verify-sql file " + file.string() + " holds no query");
-    if (request.target.kind != TargetKind::latest &&
-        request.target.action == TargetAction::shutdown) {
-      throw usage_error("--verify-sql needs a server that stays up at the target",
-                        "use --target-action pause or promote");
-    }
   }
   return v;
 }

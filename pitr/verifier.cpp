@@ -164,6 +164,8 @@ class Server {
     }
     ::close(log_fd);
     pid_ = pid;
+    exited_ = false;
+    status_ = 0;
   }
 
   bool running() const { return pid_ > 0 && !exited_; }
@@ -393,32 +395,36 @@ VerifyReport verify_restore(const RecoveryPlan& plan, const VerifyOptions& o) {
   const auto deadline = Clock::now() + o.timeout;
   PgConnPtr conn;
   std::string state;
-  while (true) {
-    if (server.poll_exit()) {
-      state = "exited";
-      break;
-    }
-    if (!conn) conn = connector.connect("postgres");
-    if (conn) {
-      std::string err;
-      auto v = query_value(conn.get(),
-                           "select case when not pg_is_in_recovery() then 'promoted' when "
-                           "pg_get_wal_replay_pause_state() = 'paused' then 'paused' else "
-                           "'recovering' end",
-                           err);
-      if (!v) {
-        conn.reset();
-      } else if (*v == "promoted" || *v == "paused") {
-        state = *v;
+  // Until the server settles: promoted, paused, exited, or out of time.
+  auto wait_settled = [&] {
+    while (true) {
+      if (server.poll_exit()) {
+        state = "exited";
         break;
       }
+      if (!conn) conn = connector.connect("postgres");
+      if (conn) {
+        std::string err;
+        auto v = query_value(conn.get(),
+                             "select case when not pg_is_in_recovery() then 'promoted' when "
+                             "pg_get_wal_replay_pause_state() = 'paused' then 'paused' else "
+                             "'recovering' end",
+                             err);
+        if (!v) {
+          conn.reset();
+        } else if (*v == "promoted" || *v == "paused") {
+          state = *v;
+          break;
+        }
+      }
+      if (Clock::now() >= deadline) {
+        state = "timeout";
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
-    if (Clock::now() >= deadline) {
-      state = "timeout";
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
+  };
+  wait_settled();
 
   const auto lines = log_lines(log_file);
   for (const auto& l : lines) {
@@ -440,6 +446,22 @@ VerifyReport verify_restore(const RecoveryPlan& plan, const VerifyOptions& o) {
   if (state == "exited") {
     if (want == "shut down at the target" && server.clean_exit() && !report.stop_message.empty()) {
       report.state = want;
+      report.stopped_cleanly = true;
+      // The data must still be proven: start again, paused this time (the command line beats
+      // postgresql.auto.conf, which keeps the user's shutdown): recovery replays to the same
+      // target, where the checks run; the fast stop afterwards leaves the directory as a
+      // shutdown would.
+      std::vector<std::string> paused_args = args;
+      paused_args.push_back("-c");
+      paused_args.push_back("recovery_target_action=pause");
+      server.start(paused_args, log_file, o.owner);
+      conn.reset();
+      state.clear();
+      wait_settled();
+      if (state != "paused") {
+        fail("restarted to run the checks, the server did not pause at the target again (" +
+             (state == "exited" ? "it stopped: " + server.exit_text() : state) + ")");
+      }
     } else {
       report.state = "failed";
       // The first PANIC, else the first FATAL (the startup process's, which ends recovery).
@@ -529,8 +551,8 @@ VerifyReport verify_restore(const RecoveryPlan& plan, const VerifyOptions& o) {
   if (server.running()) {
     report.stopped_cleanly = server.stop_fast(std::chrono::seconds(300));
     if (!report.stopped_cleanly) fail("the server did not shut down cleanly (fast shutdown)");
-  } else {
-    report.stopped_cleanly = report.state == "shut down at the target" && server.clean_exit();
+  } else if (report.state != "shut down at the target") {
+    report.stopped_cleanly = false;
   }
   // wal-get's prefetch spool (a pause or shutdown leaves segments fetched ahead in it; the
   // prefetcher exits when it sees the spool gone).

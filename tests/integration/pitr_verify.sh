@@ -12,7 +12,10 @@
 #   3. a repository copy with a needed segment (between the backup and the target) damaged:
 #      the plan cannot see it (an LSN target reads no WAL), --verify fails (exit 1) with
 #      PostgreSQL's own FATAL line, which names the segment;
-#   4. --verify-sql without --verify and --verify with --dry-run are usage errors (exit 2).
+#   4. --verify-sql without --verify and --verify with --dry-run are usage errors (exit 2);
+#   5. --target-action shutdown --verify: the server shuts down at the restore point, is
+#      started again paused at the same point for the checks, and the directory is left as a
+#      shutdown leaves it (recovery.signal, the shutdown setting).
 #
 # Run: bash tests/integration/pitr_verify.sh. Prints `pitr_verify: N passed, M failed` last.
 set -euo pipefail
@@ -146,6 +149,21 @@ wv_assert_match "verification failed: PostgreSQL stopped .*before recovery reach
 one_error "$OUT/v3.err"
 drop_kept_log "$OUT/v3.err"
 wv_assert "no server left running" test ! -e "$R3/postmaster.pid"
+
+# ---------------------------------------------------------------- 5. shutdown at the target
+wv_step "5. --target-name before_more_rows --target-action shutdown --verify --verify-sql"
+R5=$WV_TMP/restored5
+wv_capture "$OUT/v5" "$WALVAULT" restore --repo "$REPO" --target-dir "$R5" --target-name before_more_rows \
+  --target-action shutdown --verify --verify-sql "$OUT/checks.sql"
+[[ $WV_RC -eq 0 ]] || show_output "$OUT/v5"
+wv_assert_eq 0 "$WV_RC" "restore --verify with a shutdown action exits 0"
+wv_assert_match 'server state +shut down at the target' "$(cat "$OUT/v5.out")" "the server shut down at the target"
+wv_assert_match 'recovery stopping at restore point "before_more_rows"' "$(cat "$OUT/v5.out")" "... at the restore point"
+wv_assert_eq 3 "$(grep -Ec '^check +ok ' "$OUT/v5.out")" "the checks ran (on a second start, paused at the same target) and passed"
+wv_assert "no server left running" test ! -e "$R5/postmaster.pid"
+wv_assert "the directory stays in recovery (recovery.signal), as a shutdown action leaves it" test -e "$R5/recovery.signal"
+wv_assert "the user's shutdown action stays in the configuration" \
+  grep -q "^recovery_target_action = 'shutdown'" "$R5/postgresql.auto.conf"
 
 # ---------------------------------------------------------------- 4. usage
 wv_step "4. usage errors"

@@ -78,6 +78,7 @@ void receive_backup(ReplicationConnection& conn, const BackupOptions& o, const R
   BaseBackupOptions bo;
   bo.label = info.label;
   bo.checkpoint = o.checkpoint;
+  bo.max_rate_kbps = o.max_rate_kbps;
   ArchiveWriterPipeline pipe(dir);
   const auto t0 = Clock::now();
   auto last_log = t0;

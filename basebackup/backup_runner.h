@@ -22,7 +22,8 @@ struct BackupOptions {
   std::string conninfo;  // --dbname; may be empty (PG* environment variables)
   std::string label;     // empty: the backup id
   CheckpointMode checkpoint = CheckpointMode::spread;
-  int wal_timeout_s = 120;  // how long to wait for a running archiver to archive the WAL
+  int wal_timeout_s = 120;     // how long to wait for a running archiver to archive the WAL
+  uint32_t max_rate_kbps = 0;  // BASE_BACKUP MAX_RATE (kB/s, 32 .. 1048576); 0: no limit
   std::function<bool()> stop_requested;  // e.g. set by SIGINT/SIGTERM
   // `backup --dir`: takes the directory snapshots once the repository is open and the backup
   // is "running", before BASE_BACKUP starts (so any target this backup reaches is at or after

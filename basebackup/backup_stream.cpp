@@ -42,6 +42,7 @@ std::string base_backup_command(const BaseBackupOptions& o) {
   // repository (run_backup checks it). Waiting would hang forever on a server whose
   // archive_command is failing, and only print a warning where archiving is off.
   cmd += ", WAIT false";
+  if (o.max_rate_kbps) cmd += ", MAX_RATE " + std::to_string(o.max_rate_kbps);
   // No WAL option: the backup's WAL comes through the repository's WAL archive, not the tar.
   // No TABLESPACE_MAP: base.tar then carries the pg_tblspc/<oid> symlinks, which the
   // extraction points at the chosen tablespace directories.

@@ -27,6 +27,9 @@ struct BaseBackupOptions {
   std::string label = "walvault";
   CheckpointMode checkpoint = CheckpointMode::fast;
   bool progress = true;  // the server sizes every tablespace first, for progress reports
+  // MAX_RATE: the server sends at most this many kB/s (32 .. 1048576), so that a backup
+  // does not compete with the database for disk and network; 0 = no limit.
+  uint32_t max_rate_kbps = 0;
 };
 
 // "BASE_BACKUP (LABEL '...', PROGRESS, CHECKPOINT 'fast', WAIT false, MANIFEST 'yes',

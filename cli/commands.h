@@ -13,6 +13,7 @@ int run_archive(const Args& args);
 int run_backup(const Args& args);
 int run_info(const Args& args);
 int run_restore(const Args& args);
+int run_service(const Args& args);
 int run_snapshot(const Args& args);
 int run_verify(const Args& args);
 int run_wal_get(const Args& args);

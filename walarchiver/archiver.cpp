@@ -154,6 +154,7 @@ ArchiveResult run_archiver(const ArchiveOptions& options) {
       stream_options.synchronous = options.synchronous;
       stream_options.status_interval_ms = options.status_interval_ms;
       stream_options.stop_requested = options.stop_requested;
+      stream_options.stats = options.stats;
       sink.emplace(*repo, options.compression, *writer);
       WalReceiver receiver(conn, *repo, *sink, stream_options);
       StreamResult result;

@@ -12,6 +12,7 @@
 #include "core/io.h"
 #include "core/lsn.h"
 #include "core/repository.h"
+#include "walarchiver/archiver_stats.h"
 
 namespace walvault {
 
@@ -37,6 +38,7 @@ struct ArchiveOptions {
   int status_interval_ms = 10'000;
   int max_backoff_ms = 60'000;
   std::function<bool()> stop_requested;  // e.g. set by SIGINT/SIGTERM
+  ArchiverStats* stats = nullptr;        // published for monitoring when set (walvault service)
 };
 
 struct ArchiveResult {

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/timestamp.h"
 
 namespace walvault {
 
@@ -33,8 +34,19 @@ bool WalReceiver::stop_requested() const {
 }
 
 StreamResult WalReceiver::stream(TimelineId tli, Lsn start) {
+  // Streaming only while in here; whichever way it is left.
+  struct StreamingFlag {
+    ArchiverStats* stats;
+    explicit StreamingFlag(ArchiverStats* s) : stats(s) {}
+    ~StreamingFlag() {
+      if (stats) stats->streaming = false;
+    }
+  } streaming_flag(options_.stats);
+  segments_published_ = sink_.segments_completed();
   try {
-    return stream_timelines(tli, start);
+    const StreamResult result = stream_timelines(tli, start);
+    publish(Lsn());
+    return result;
   } catch (const ConnectionLost&) {
     // What arrived is valid WAL: keep it, so that the next attempt continues after it.
     if (sink_.is_open()) sink_.finish();
@@ -106,6 +118,7 @@ void WalReceiver::send_status(bool reply_requested) {
 void WalReceiver::flush_and_report() {
   if (sink_.position() > sink_.durable_lsn()) sink_.flush();
   send_status(false);
+  publish(Lsn());
 }
 
 WalReceiver::CopyEnd WalReceiver::copy_loop() {
@@ -123,6 +136,7 @@ WalReceiver::CopyEnd WalReceiver::copy_loop() {
       timeout_ms = int(std::clamp<int64_t>(until_status.count(), 0, kPollIntervalMs));
     }
     const StreamMessage message = source_.next_message(timeout_ms);
+    publish(message.wal_end);
     switch (message.kind) {
       case StreamMessage::Kind::xlog_data:
         handle_xlog_data(message);
@@ -147,6 +161,26 @@ WalReceiver::CopyEnd WalReceiver::copy_loop() {
 void WalReceiver::handle_xlog_data(const StreamMessage& message) {
   sink_.write(message.data_start, message.data);
   bytes_received_ += message.data.size();
+  if (options_.stats) {
+    options_.stats->bytes_received += message.data.size();
+    publish(message.wal_end);
+  }
+}
+
+void WalReceiver::publish(Lsn server_wal_end) {
+  ArchiverStats* stats = options_.stats;
+  if (!stats) return;
+  stats->streaming = true;
+  stats->timeline = sink_.timeline().value;
+  stats->received_lsn = sink_.position().value;
+  stats->flushed_lsn = sink_.durable_lsn().value;
+  if (server_wal_end.valid()) stats->server_wal_end = server_wal_end.value;
+  const uint64_t completed = sink_.segments_completed();
+  if (completed > segments_published_) {
+    stats->segments_archived += completed - segments_published_;
+    stats->last_segment_unix_us = now().unix_us;
+    segments_published_ = completed;
+  }
 }
 
 void WalReceiver::end_stream_ourselves() {

@@ -15,6 +15,7 @@
 
 #include "core/lsn.h"
 #include "core/repository.h"
+#include "walarchiver/archiver_stats.h"
 #include "walarchiver/replication_source.h"
 #include "walarchiver/segment_sink.h"
 
@@ -27,6 +28,7 @@ struct StreamOptions {
   bool synchronous = false;
   int status_interval_ms = 10'000;
   std::function<bool()> stop_requested;  // polled at least every kPollIntervalMs
+  ArchiverStats* stats = nullptr;        // updated as messages arrive (walvault service)
 };
 
 enum class StreamStop { endpos_reached, stop_requested };
@@ -64,6 +66,7 @@ class WalReceiver {
   void store_history(TimelineId tli);
   bool endpos_reached() const;
   bool stop_requested() const;
+  void publish(Lsn server_wal_end);
 
   ReplicationSource& source_;
   const Repository& repo_;
@@ -72,6 +75,7 @@ class WalReceiver {
   Clock::time_point next_status_;
   Lsn reported_flush_;
   uint64_t bytes_received_ = 0;
+  uint64_t segments_published_ = 0;  // sink_.segments_completed() already counted in stats
 };
 
 // Stores REPO/wal/<TLI>.history durably; identical content is a no-op, different an Error.

@@ -127,6 +127,10 @@ TEST(BackupStream, Command) {
   EXPECT_EQ(base_backup_command(o),
             "BASE_BACKUP (LABEL 'it''s', PROGRESS, CHECKPOINT 'spread', WAIT false, "
             "MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C')");
+  o.max_rate_kbps = 1024;
+  EXPECT_EQ(base_backup_command(o),
+            "BASE_BACKUP (LABEL 'it''s', PROGRESS, CHECKPOINT 'spread', WAIT false, "
+            "MAX_RATE 1024, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C')");
 }
 
 // ------------------------------------------------------------------- storing archives

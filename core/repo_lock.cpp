@@ -2,9 +2,12 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -46,10 +49,38 @@ std::string read_holder_text(int fd) {
   return out;
 }
 
+// Opens (creating) REPO/lock/<name>.lock. When root works on a repository that belongs to
+// another user (normally postgres, which runs archive and wal-get), the lock directory and
+// file are given to that user, so that its own commands can still take the lock.
+UniqueFd open_lock_file(const Repository& repo, const fs::path& path) {
+  make_dirs(repo.lock_dir());
+  UniqueFd fd = open_or_throw(path, O_RDWR | O_CREAT);
+  struct stat root_st;
+  if (::geteuid() == 0 && ::stat(repo.root().c_str(), &root_st) == 0 && root_st.st_uid != 0) {
+    struct stat st;
+    if (::stat(repo.lock_dir().c_str(), &st) == 0 && st.st_uid == 0) {
+      (void)::chown(repo.lock_dir().c_str(), root_st.st_uid, root_st.st_gid);
+    }
+    if (::fstat(fd.get(), &st) == 0 && st.st_uid == 0) {
+      (void)::fchown(fd.get(), root_st.st_uid, root_st.st_gid);
+    }
+  }
+  return fd;
+}
+
+void write_holder(int fd, const fs::path& path);
+
 std::string host_name() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
   return buf;
+}
+
+void write_holder(int fd, const fs::path& path) {
+  const std::string me = "pid=" + std::to_string(::getpid()) + " host=" + host_name() + "\n";
+  if (::ftruncate(fd, 0) != 0)
+    throw errno_error("could not truncate \"" + path.string() + "\"", errno);
+  pwrite_all(fd, as_bytes(me), 0, path);
 }
 
 }  // namespace
@@ -60,9 +91,8 @@ std::string LockHolder::describe() const {
 }
 
 RepoLock RepoLock::acquire(const Repository& repo, std::string_view name, std::string_view what) {
-  make_dirs(repo.lock_dir());
   const fs::path path = lock_path(repo, name);
-  UniqueFd fd = open_or_throw(path, O_RDWR | O_CREAT);
+  UniqueFd fd = open_lock_file(repo, path);
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK) throw errno_error("could not lock \"" + path.string() + "\"", errno);
     const LockHolder holder = parse_holder(read_holder_text(fd.get()));
@@ -76,17 +106,60 @@ RepoLock RepoLock::acquire(const Repository& repo, std::string_view name, std::s
     log::info("taking over the lock \"" + path.string() + "\" of an earlier " + std::string(what) +
               " that is gone (" + parse_holder(previous).describe() + ")");
   }
-  const std::string me = "pid=" + std::to_string(::getpid()) + " host=" + host_name() + "\n";
-  if (::ftruncate(fd.get(), 0) != 0) {
-    throw errno_error("could not truncate \"" + path.string() + "\"", errno);
+  write_holder(fd.get(), path);
+  return RepoLock(std::move(fd), true);
+}
+
+std::optional<RepoLock> RepoLock::try_acquire(const Repository& repo, std::string_view name) {
+  const fs::path path = lock_path(repo, name);
+  UniqueFd fd = open_lock_file(repo, path);
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) throw errno_error("could not lock \"" + path.string() + "\"", errno);
+    return std::nullopt;
   }
-  pwrite_all(fd.get(), as_bytes(me), 0, path);
-  return RepoLock(std::move(fd));
+  write_holder(fd.get(), path);
+  return RepoLock(std::move(fd), true);
+}
+
+RepoLock RepoLock::acquire_shared(const Repository& repo, std::string_view name,
+                                  std::string_view what,
+                                  const std::function<bool()>& stop_requested) {
+  return wait_for(repo, name, what, false, stop_requested);
+}
+
+RepoLock RepoLock::acquire_waiting(const Repository& repo, std::string_view name,
+                                   std::string_view what,
+                                   const std::function<bool()>& stop_requested) {
+  return wait_for(repo, name, what, true, stop_requested);
+}
+
+RepoLock RepoLock::wait_for(const Repository& repo, std::string_view name, std::string_view what,
+                            bool exclusive, const std::function<bool()>& stop_requested) {
+  const fs::path path = lock_path(repo, name);
+  UniqueFd fd = open_lock_file(repo, path);
+  bool logged = false;
+  // Polled rather than blocking in flock(2), so that SIGINT/SIGTERM end the wait.
+  while (::flock(fd.get(), (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      throw errno_error("could not lock \"" + path.string() + "\"", errno);
+    }
+    if (!logged) {
+      log::info("waiting for " + std::string(what) + " (" +
+                parse_holder(read_holder_text(fd.get())).describe() + ") to finish");
+      logged = true;
+    }
+    if (stop_requested && stop_requested()) {
+      throw Error("interrupted while waiting for " + std::string(what) + " to finish");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (exclusive) write_holder(fd.get(), path);
+  return RepoLock(std::move(fd), exclusive);
 }
 
 RepoLock::~RepoLock() {
   // A clean exit empties the file, so that only a holder that died leaves its name behind.
-  if (fd_.valid()) (void)::ftruncate(fd_.get(), 0);
+  if (fd_.valid() && exclusive_) (void)::ftruncate(fd_.get(), 0);
 }
 
 std::optional<LockHolder> lock_holder(const Repository& repo, std::string_view name) {
@@ -104,6 +177,23 @@ std::optional<LockHolder> lock_holder(const Repository& repo, std::string_view n
   }
   if (errno != EWOULDBLOCK) throw errno_error("could not probe \"" + path.string() + "\"", errno);
   return parse_holder(read_holder_text(fd.get()));
+}
+
+bool lock_held(const Repository& repo, std::string_view name) {
+  const fs::path path = lock_path(repo, name);
+  const int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (raw < 0) {
+    if (errno == ENOENT) return false;
+    throw errno_error("could not open \"" + path.string() + "\"", errno);
+  }
+  UniqueFd fd(raw);
+  // An exclusive lock is granted only when nobody holds the file in any mode.
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) {
+    ::flock(fd.get(), LOCK_UN);
+    return false;
+  }
+  if (errno != EWOULDBLOCK) throw errno_error("could not probe \"" + path.string() + "\"", errno);
+  return true;
 }
 
 bool archiver_running(const Repository& repo) {

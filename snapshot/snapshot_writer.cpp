@@ -20,6 +20,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/object_store.h"
+#include "core/repo_lock.h"
 #include "snapshot/snapshot_restore.h"
 
 namespace walvault {
@@ -530,6 +531,10 @@ SnapshotInfo take_snapshot(const Repository& repo, const SnapshotRequest& reques
                       "a name has 1 to 64 letters, digits, '_', '.' or '-' and does not start "
                       "with '.' or '-'");
   }
+  // Held until snapshot.json is committed: expire must not judge an object unused while this
+  // snapshot may refer to it (core/repo_lock.h, kStoreLockName).
+  const RepoLock store_lock =
+      RepoLock::acquire_shared(repo, kStoreLockName, "walvault expire", options.stop_requested);
   SnapshotWriter writer(repo, request, options);
   return writer.run();
 }

@@ -1,8 +1,10 @@
 #include "walarchiver/archiver.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <thread>
 
@@ -255,6 +257,8 @@ ArchiveResult run_archiver(const ArchiveOptions& options) {
 
 void record_gap(const Repository& repo, const RecordedGap& gap) {
   const fs::path path = repo.wal_dir(gap.timeline) / "gaps.json";
+  // expire rewrites the file too (pitr/retention.h).
+  const RepoLock lock = RepoLock::acquire_waiting(repo, kGapsLockName, "walvault expire");
   Json doc = Json::object();
   if (auto existing = read_file_if_exists(path)) doc = Json::parse(*existing);
   if (!doc.contains("gaps")) doc["gaps"] = Json::array();
@@ -284,6 +288,35 @@ std::vector<RecordedGap> recorded_gaps(const Repository& repo, TimelineId tli) {
     out.push_back(std::move(r));
   }
   return out;
+}
+
+size_t drop_recorded_gaps(const Repository& repo, TimelineId tli, std::optional<Lsn> keep_from) {
+  const fs::path path = repo.wal_dir(tli) / "gaps.json";
+  const RepoLock lock = RepoLock::acquire_waiting(repo, kGapsLockName, "walvault archive");
+  auto text = read_file_if_exists(path);
+  if (!text) return 0;
+  Json doc = Json::parse(*text);
+  Json kept = Json::array();
+  size_t dropped = 0;
+  for (const auto& g : doc.value("gaps", Json::array())) {
+    const auto end = Lsn::parse(g.value("end_lsn", std::string()));
+    if (end && (!keep_from || *end <= *keep_from)) {
+      ++dropped;
+    } else {
+      kept.push_back(g);
+    }
+  }
+  if (dropped == 0) return 0;
+  if (kept.empty()) {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      throw errno_error("could not remove \"" + path.string() + "\"", errno);
+    }
+    fsync_dir(path.parent_path());
+  } else {
+    doc["gaps"] = kept;
+    write_file_durable(path, doc.dump(2) + "\n");
+  }
+  return dropped;
 }
 
 void drop_replication_slot(const std::string& conninfo, const std::string& slot) {

@@ -63,6 +63,10 @@ struct RecordedGap {
 };
 void record_gap(const Repository& repo, const RecordedGap& gap);
 std::vector<RecordedGap> recorded_gaps(const Repository& repo, TimelineId tli);
+// Removes the entries of wal/<TLI>/gaps.json that end at or before `keep_from` (expire removed
+// the WAL around them; nullopt: every entry) and the file when none is left. Holds the gaps
+// lock while it reads and rewrites. Returns how many entries it removed.
+size_t drop_recorded_gaps(const Repository& repo, TimelineId tli, std::optional<Lsn> keep_from);
 
 // DROP_REPLICATION_SLOT (for --drop-slot).
 void drop_replication_slot(const std::string& conninfo, const std::string& slot);

@@ -11,6 +11,7 @@ using Args = std::vector<std::string>;
 
 int run_archive(const Args& args);
 int run_backup(const Args& args);
+int run_check(const Args& args);
 int run_expire(const Args& args);
 int run_info(const Args& args);
 int run_restore(const Args& args);

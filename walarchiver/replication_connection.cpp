@@ -77,6 +77,32 @@ int64_t pg_now_us() {
          kUnixToPgEpochSeconds * 1000000;
 }
 
+StreamMessage parse_stream_message(std::span<const char> message) {
+  const char* buf = message.data();
+  const size_t n = message.size();
+  if (n == 0) throw Error("the server sent an empty replication message");
+  StreamMessage m;
+  if (buf[0] == 'w') {
+    constexpr size_t kHeader = 1 + 8 + 8 + 8;
+    if (n < kHeader) throw Error("the server sent a truncated XLogData message");
+    m.kind = StreamMessage::Kind::xlog_data;
+    m.data_start = Lsn(get_be64(buf + 1));
+    m.wal_end = Lsn(get_be64(buf + 9));
+    m.server_time_us = int64_t(get_be64(buf + 17));
+    m.data = {reinterpret_cast<const std::byte*>(buf + kHeader), n - kHeader};
+    return m;
+  }
+  if (buf[0] == 'k') {
+    if (n < 1 + 8 + 8 + 1) throw Error("the server sent a truncated keepalive message");
+    m.kind = StreamMessage::Kind::keepalive;
+    m.wal_end = Lsn(get_be64(buf + 1));
+    m.server_time_us = int64_t(get_be64(buf + 9));
+    m.reply_requested = buf[17] != 0;
+    return m;
+  }
+  throw Error(std::string("the server sent an unknown replication message type '") + buf[0] + "'");
+}
+
 ReplicationConnection ReplicationConnection::connect(const std::string& conninfo,
                                                      const std::string& application_name) {
   // Later keywords override earlier ones, and the expanded dbname overrides what precedes
@@ -262,27 +288,7 @@ StreamMessage ReplicationConnection::next_message(int timeout_ms) {
     }
     if (n < 0) throw_lost("could not read the WAL stream");
     copy_buffer_.reset(buf);
-    StreamMessage m;
-    if (buf[0] == 'w') {
-      constexpr int kHeader = 1 + 8 + 8 + 8;
-      if (n < kHeader) throw Error("the server sent a truncated XLogData message");
-      m.kind = StreamMessage::Kind::xlog_data;
-      m.data_start = Lsn(get_be64(buf + 1));
-      m.wal_end = Lsn(get_be64(buf + 9));
-      m.server_time_us = int64_t(get_be64(buf + 17));
-      m.data = {reinterpret_cast<const std::byte*>(buf + kHeader), size_t(n - kHeader)};
-      return m;
-    }
-    if (buf[0] == 'k') {
-      if (n < 1 + 8 + 8 + 1) throw Error("the server sent a truncated keepalive message");
-      m.kind = StreamMessage::Kind::keepalive;
-      m.wal_end = Lsn(get_be64(buf + 1));
-      m.server_time_us = int64_t(get_be64(buf + 9));
-      m.reply_requested = buf[17] != 0;
-      return m;
-    }
-    throw Error(std::string("the server sent an unknown replication message type '") + buf[0] +
-                "'");
+    return parse_stream_message({buf, size_t(n)});
   }
 }
 

@@ -63,6 +63,10 @@ struct StreamMessage {
   std::span<const std::byte> data;  // xlog_data; valid until the next call on the source
 };
 
+// Parses one CopyData message of the stream: 'w' (XLogData) or 'k' (keepalive). The
+// message's data points into message. Throws Error when it is truncated or of another type.
+StreamMessage parse_stream_message(std::span<const char> message);
+
 // What the server said after the stream ended.
 struct StreamEnd {
   // Set when the server ended the timeline being streamed: the next timeline and the LSN

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 namespace walvault {
 namespace {
 
@@ -25,6 +27,49 @@ TEST(ReplicationConnection, UnreachableServerIsAConnectionError) {
     EXPECT_EQ(what.find('\n'), std::string::npos) << what;
     EXPECT_FALSE(e.hint().empty());
   }
+}
+
+std::vector<char> be64(uint64_t v) {
+  std::vector<char> out(8);
+  for (int i = 7; i >= 0; --i, v >>= 8) out[size_t(i)] = char(v & 0xff);
+  return out;
+}
+
+TEST(ParseStreamMessage, XLogData) {
+  std::vector<char> m{'w'};
+  for (uint64_t v : {0x100000028ull, 0x1000000ffull, 12345ull}) {
+    const auto b = be64(v);
+    m.insert(m.end(), b.begin(), b.end());
+  }
+  m.insert(m.end(), {'a', 'b', 'c'});
+  const StreamMessage s = parse_stream_message(m);
+  EXPECT_EQ(s.kind, StreamMessage::Kind::xlog_data);
+  EXPECT_EQ(s.data_start, Lsn(0x100000028ull));
+  EXPECT_EQ(s.wal_end, Lsn(0x1000000ffull));
+  EXPECT_EQ(s.server_time_us, 12345);
+  ASSERT_EQ(s.data.size(), 3u);
+  EXPECT_EQ(s.data.data(), reinterpret_cast<const std::byte*>(m.data() + 25));
+}
+
+TEST(ParseStreamMessage, Keepalive) {
+  std::vector<char> m{'k'};
+  for (uint64_t v : {0x2000ull, 7ull}) {
+    const auto b = be64(v);
+    m.insert(m.end(), b.begin(), b.end());
+  }
+  m.push_back(1);
+  const StreamMessage s = parse_stream_message(m);
+  EXPECT_EQ(s.kind, StreamMessage::Kind::keepalive);
+  EXPECT_EQ(s.wal_end, Lsn(0x2000));
+  EXPECT_EQ(s.server_time_us, 7);
+  EXPECT_TRUE(s.reply_requested);
+}
+
+TEST(ParseStreamMessage, TruncatedOrUnknownIsAnError) {
+  EXPECT_THROW(parse_stream_message(std::vector<char>{'w', 0, 0}), Error);
+  EXPECT_THROW(parse_stream_message(std::vector<char>{'k', 0}), Error);
+  EXPECT_THROW(parse_stream_message(std::vector<char>{'x', 0, 0, 0}), Error);
+  EXPECT_THROW(parse_stream_message(std::vector<char>{}), Error);
 }
 
 }  // namespace

@@ -3,13 +3,14 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/pg_versions.h"
 
 namespace walvault {
 namespace {
 
 constexpr const char* kProtocolHint =
-    "this walvault speaks the base backup protocol of PostgreSQL 15; report a bug if the "
-    "server is version 15";
+    "the server sent a base backup stream walvault does not understand; report a bug with "
+    "the server's version";
 
 std::string sql_literal(const std::string& text) {
   std::string out = "'";
@@ -32,7 +33,18 @@ std::string take_cstring(std::span<const std::byte> msg, size_t& pos) {
 
 }  // namespace
 
-std::string base_backup_command(const BaseBackupOptions& o) {
+std::string base_backup_command(const BaseBackupOptions& o, int server_major) {
+  if (!has_new_base_backup_protocol(server_major)) {
+    // The same request in PostgreSQL 14's grammar (repl_gram.y): FAST = CHECKPOINT 'fast',
+    // NOWAIT = WAIT false; spread is the default there.
+    std::string cmd = "BASE_BACKUP LABEL " + sql_literal(o.label);
+    if (o.progress) cmd += " PROGRESS";
+    if (o.checkpoint == CheckpointMode::fast) cmd += " FAST";
+    cmd += " NOWAIT";
+    if (o.max_rate_kbps) cmd += " MAX_RATE " + std::to_string(o.max_rate_kbps);
+    cmd += " MANIFEST 'yes' MANIFEST_CHECKSUMS 'CRC32C'";
+    return cmd;
+  }
   std::string cmd = "BASE_BACKUP (LABEL " + sql_literal(o.label);
   if (o.progress) cmd += ", PROGRESS";
   cmd += o.checkpoint == CheckpointMode::fast ? ", CHECKPOINT 'fast'" : ", CHECKPOINT 'spread'";
@@ -56,31 +68,15 @@ void BackupStreamDecoder::on_message(std::span<const std::byte> msg) {
   const char type = char(std::to_integer<uint8_t>(msg[0]));
   switch (type) {
     case 'n': {
-      if (state_ == State::manifest) {
-        throw Error("base backup stream: a new archive after the manifest", kProtocolHint);
-      }
       size_t pos = 1;
       std::string name = take_cstring(msg, pos);
       std::string location = take_cstring(msg, pos);
       if (pos != msg.size()) throw Error("malformed base backup message 'n'", kProtocolHint);
-      if (state_ == State::archive) sink_.end_archive();
-      tablespace_oid_of_archive(name);  // validates the name
-      for (const auto& seen : archives_) {
-        if (seen == name) throw Error("base backup stream: archive \"" + name + "\" sent twice");
-      }
-      archives_.push_back(name);
-      state_ = State::archive;
-      sink_.begin_archive(name, location);
+      begin_archive(name, location);
       return;
     }
     case 'd':
-      if (state_ == State::archive) {
-        sink_.archive_data(msg.subspan(1));
-      } else if (state_ == State::manifest) {
-        sink_.manifest_data(msg.subspan(1));
-      } else {
-        throw Error("base backup stream: data before the first archive", kProtocolHint);
-      }
+      data(msg.subspan(1));
       return;
     case 'p': {
       if (msg.size() != 9) throw Error("malformed base backup message 'p'", kProtocolHint);
@@ -91,16 +87,48 @@ void BackupStreamDecoder::on_message(std::span<const std::byte> msg) {
     }
     case 'm':
       if (msg.size() != 1) throw Error("malformed base backup message 'm'", kProtocolHint);
-      if (state_ == State::manifest) throw Error("base backup stream: second manifest");
-      if (state_ == State::archive) sink_.end_archive();
-      state_ = State::manifest;
-      saw_manifest_ = true;
+      begin_manifest();
       return;
     default:
       throw Error(std::string("unknown base backup message type '") +
                       (type >= 32 && type < 127 ? type : '?') + "'",
                   kProtocolHint);
   }
+}
+
+void BackupStreamDecoder::begin_archive(const std::string& name, const std::string& location) {
+  if (state_ == State::finished) throw Error("base backup message after the end of the stream");
+  if (state_ == State::manifest) {
+    throw Error("base backup stream: a new archive after the manifest", kProtocolHint);
+  }
+  if (state_ == State::archive) sink_.end_archive();
+  tablespace_oid_of_archive(name);  // validates the name
+  for (const auto& seen : archives_) {
+    if (seen == name) throw Error("base backup stream: archive \"" + name + "\" sent twice");
+  }
+  archives_.push_back(name);
+  state_ = State::archive;
+  sink_.begin_archive(name, location);
+}
+
+void BackupStreamDecoder::data(std::span<const std::byte> bytes) {
+  if (state_ == State::archive) {
+    sink_.archive_data(bytes);
+  } else if (state_ == State::manifest) {
+    sink_.manifest_data(bytes);
+  } else if (state_ == State::finished) {
+    throw Error("base backup message after the end of the stream");
+  } else {
+    throw Error("base backup stream: data before the first archive", kProtocolHint);
+  }
+}
+
+void BackupStreamDecoder::begin_manifest() {
+  if (state_ == State::finished) throw Error("base backup message after the end of the stream");
+  if (state_ == State::manifest) throw Error("base backup stream: second manifest");
+  if (state_ == State::archive) sink_.end_archive();
+  state_ = State::manifest;
+  saw_manifest_ = true;
 }
 
 void BackupStreamDecoder::finish() {

@@ -1,15 +1,22 @@
 #pragma once
-// The BASE_BACKUP command of PostgreSQL 15 and the typed CopyData messages of its single
-// COPY OUT stream (protocol-replication.html, "BASE_BACKUP"):
+// The BASE_BACKUP command and its COPY stream, for both protocol generations:
 //
+// PostgreSQL 15 and later: parenthesized options, and one COPY OUT stream of typed CopyData
+// messages (protocol-replication.html, "BASE_BACKUP"):
 //   'n' archive name '\0' tablespace location '\0'   a new archive starts ("" = main dir)
 //   'd' bytes                                          archive data, or manifest data after 'm'
 //   'p' int64 (network order)                          bytes of the backup sent so far
 //   'm'                                                the backup manifest follows
-//
 // An archive ends where the next one starts, where the manifest starts, or where the stream
-// ends. BackupStreamDecoder turns the messages into calls on a BackupStreamSink and refuses
-// anything out of order; it never touches libpq, so unit tests feed it scripted bytes.
+// ends.
+//
+// PostgreSQL 14: bare keyword options, and one COPY OUT result per tablespace (in the order
+// of the tablespace result set, the main directory last) whose CopyData is raw tar without
+// the end-of-archive blocks, then one COPY OUT result holding the manifest. The client
+// (base_backup_client.cpp) drives the decoder's typed calls for that.
+//
+// BackupStreamDecoder turns either into calls on a BackupStreamSink and refuses anything out
+// of order; it never touches libpq, so unit tests feed it scripted bytes.
 
 #include <cstdint>
 #include <optional>
@@ -32,9 +39,11 @@ struct BaseBackupOptions {
   uint32_t max_rate_kbps = 0;
 };
 
-// "BASE_BACKUP (LABEL '...', PROGRESS, CHECKPOINT 'fast', WAIT false, MANIFEST 'yes',
-// MANIFEST_CHECKSUMS 'CRC32C')" with the label quoted as an SQL literal.
-std::string base_backup_command(const BaseBackupOptions& options);
+// 15 and later: "BASE_BACKUP (LABEL '...', PROGRESS, CHECKPOINT 'fast', WAIT false, MANIFEST
+// 'yes', MANIFEST_CHECKSUMS 'CRC32C')"; 14: "BASE_BACKUP LABEL '...' PROGRESS FAST NOWAIT
+// MANIFEST 'yes' MANIFEST_CHECKSUMS 'CRC32C'" (the same request). The label is quoted as an
+// SQL literal. server_major: the server's major version (core/pg_versions.h).
+std::string base_backup_command(const BaseBackupOptions& options, int server_major);
 
 // A row of the tablespace result set sent before the COPY stream.
 struct TablespaceRow {
@@ -58,9 +67,16 @@ class BackupStreamDecoder {
  public:
   explicit BackupStreamDecoder(BackupStreamSink& sink) : sink_(sink) {}
 
-  // One CopyData payload. Throws Error on an unknown type, a malformed message, or a
-  // message out of order (data before any archive, a new archive after the manifest).
+  // One CopyData payload of the 15+ stream. Throws Error on an unknown type, a malformed
+  // message, or a message out of order (data before any archive, a new archive after the
+  // manifest).
   void on_message(std::span<const std::byte> message);
+
+  // The same events, typed (what each message means); the 14 stream is fed through these.
+  void begin_archive(const std::string& name, const std::string& location);
+  void data(std::span<const std::byte> bytes);
+  void begin_manifest();
+  void progress(uint64_t bytes_done) { sink_.progress(bytes_done); }
   // The COPY stream ended (CopyDone): closes the open archive.
   void finish();
 

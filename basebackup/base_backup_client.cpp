@@ -2,11 +2,14 @@
 
 #include <poll.h>
 
+#include <array>
 #include <cerrno>
 #include <chrono>
+#include <span>
 
 #include "core/error.h"
 #include "core/pg.h"
+#include "core/pg_versions.h"
 
 namespace walvault {
 namespace {
@@ -51,9 +54,92 @@ void parse_position_row(const std::vector<std::string>& row, Lsn& lsn, TimelineI
   tli = TimelineId(*t);
 }
 
+namespace {
+
+// Reads one COPY OUT stream to its CopyDone, handing each CopyData to on_data; ticks and
+// stop requests run about once a second, also while the server sends nothing.
+template <typename OnData>
+void receive_copy(PGconn* conn, const BaseBackupCallbacks& cb, OnData&& on_data) {
+  auto next_tick = Clock::now() + std::chrono::seconds(1);
+  auto check_stop = [&] {
+    if (cb.stop_requested && cb.stop_requested()) {
+      throw Error("base backup interrupted", "the backup is marked failed; run it again");
+    }
+  };
+  auto maybe_tick = [&] {
+    if (Clock::now() < next_tick) return;
+    next_tick = Clock::now() + std::chrono::seconds(1);
+    check_stop();
+    if (cb.tick) cb.tick();
+  };
+  for (;;) {
+    char* buf = nullptr;
+    const int n = PQgetCopyData(conn, &buf, /*async=*/1);
+    if (n > 0) {
+      PqMemPtr<char> owned(buf);
+      on_data(std::span<const std::byte>(reinterpret_cast<const std::byte*>(buf), size_t(n)));
+      maybe_tick();
+      continue;
+    }
+    if (n == -1) return;  // CopyDone
+    if (n < -1) fail(conn, "could not read the COPY stream");
+    // Nothing buffered: wait for the socket at most a second so ticks and stop requests run.
+    pollfd pfd{PQsocket(conn), POLLIN, 0};
+    if (pfd.fd < 0) fail(conn, "lost the connection");
+    const int r = ::poll(&pfd, 1, 1000);
+    if (r < 0 && errno != EINTR)
+      throw errno_error("poll on the replication connection failed", errno);
+    if (r > 0 && PQconsumeInput(conn) == 0) fail(conn, "could not receive data");
+    check_stop();
+    maybe_tick();
+  }
+}
+
+// The next result that is not the CommandComplete of a finished COPY.
+PgResultPtr next_result_after_copy(PGconn* conn) {
+  PgResultPtr res(PQgetResult(conn));
+  while (res && PQresultStatus(res.get()) == PGRES_COMMAND_OK) res.reset(PQgetResult(conn));
+  return res;
+}
+
+// PostgreSQL 14: one COPY OUT per tablespace, in the order of the tablespace rows (the
+// main directory has no oid), then one for the manifest. The server leaves the tar
+// end-of-archive blocks to the client (pg_basebackup 14 writes them itself).
+void receive_per_tablespace_streams(PGconn* conn, BaseBackupResult& result,
+                                    BackupStreamDecoder& decoder, const BaseBackupCallbacks& cb) {
+  static constexpr std::array<std::byte, 1024> kEndOfArchive{};
+  uint64_t bytes_done = 0;
+  auto on_data = [&](std::span<const std::byte> bytes) {
+    decoder.data(bytes);
+    bytes_done += bytes.size();
+    decoder.progress(bytes_done);
+  };
+  for (size_t i = 0; i < result.tablespaces.size(); ++i) {
+    const TablespaceRow& ts = result.tablespaces[i];
+    PgResultPtr res = next_result_after_copy(conn);
+    if (!res || PQresultStatus(res.get()) != PGRES_COPY_OUT) {
+      fail(conn, "no COPY stream for tablespace " + (ts.oid ? std::to_string(*ts.oid) : "base"),
+           res.get());
+    }
+    if (i == 0 && cb.started) cb.started(result);
+    decoder.begin_archive(ts.oid ? std::to_string(*ts.oid) + ".tar" : "base.tar", ts.location);
+    receive_copy(conn, cb, on_data);
+    decoder.data(kEndOfArchive);
+  }
+  PgResultPtr res = next_result_after_copy(conn);
+  if (!res || PQresultStatus(res.get()) != PGRES_COPY_OUT) {
+    fail(conn, "the server sent no manifest", res.get());
+  }
+  decoder.begin_manifest();
+  receive_copy(conn, cb, [&](std::span<const std::byte> bytes) { decoder.data(bytes); });
+}
+
+}  // namespace
+
 BaseBackupResult run_base_backup(PGconn* conn, const BaseBackupOptions& options,
                                  BackupStreamSink& sink, const BaseBackupCallbacks& cb) {
-  const std::string command = base_backup_command(options);
+  const int major = pg_major_of(PQserverVersion(conn));
+  const std::string command = base_backup_command(options, major);
   if (!PQsendQuery(conn, command.c_str())) fail(conn, "could not send BASE_BACKUP");
 
   BaseBackupResult result;
@@ -80,47 +166,19 @@ BaseBackupResult run_base_backup(PGconn* conn, const BaseBackupOptions& options,
       result.tablespaces.push_back(std::move(row));
     }
   }
-  { PgResultPtr res = next_result(conn, PGRES_COPY_OUT, "no COPY stream"); }
-  if (cb.started) cb.started(result);
 
   BackupStreamDecoder decoder(sink);
-  auto next_tick = Clock::now() + std::chrono::seconds(1);
-  auto maybe_tick = [&] {
-    if (Clock::now() < next_tick) return;
-    next_tick = Clock::now() + std::chrono::seconds(1);
-    if (cb.stop_requested && cb.stop_requested()) {
-      throw Error("base backup interrupted", "the backup is marked failed; run it again");
-    }
-    if (cb.tick) cb.tick();
-  };
-  for (;;) {
-    char* buf = nullptr;
-    const int n = PQgetCopyData(conn, &buf, /*async=*/1);
-    if (n > 0) {
-      PqMemPtr<char> owned(buf);
-      decoder.on_message({reinterpret_cast<const std::byte*>(buf), size_t(n)});
-      maybe_tick();
-      continue;
-    }
-    if (n == -1) break;  // CopyDone
-    if (n < -1) fail(conn, "could not read the COPY stream");
-    // Nothing buffered: wait for the socket at most a second so ticks and stop requests run.
-    pollfd pfd{PQsocket(conn), POLLIN, 0};
-    if (pfd.fd < 0) fail(conn, "lost the connection");
-    const int r = ::poll(&pfd, 1, 1000);
-    if (r < 0 && errno != EINTR)
-      throw errno_error("poll on the replication connection failed", errno);
-    if (r > 0 && PQconsumeInput(conn) == 0) fail(conn, "could not receive data");
-    if (cb.stop_requested && cb.stop_requested()) {
-      throw Error("base backup interrupted", "the backup is marked failed; run it again");
-    }
-    maybe_tick();
+  if (has_new_base_backup_protocol(major)) {
+    { PgResultPtr res = next_result(conn, PGRES_COPY_OUT, "no COPY stream"); }
+    if (cb.started) cb.started(result);
+    receive_copy(conn, cb, [&](std::span<const std::byte> m) { decoder.on_message(m); });
+  } else {
+    receive_per_tablespace_streams(conn, result, decoder, cb);
   }
   decoder.finish();
   {
     // The stop position follows CopyDone directly (tolerate a CommandComplete for the COPY).
-    PgResultPtr res(PQgetResult(conn));
-    if (res && PQresultStatus(res.get()) == PGRES_COMMAND_OK) res.reset(PQgetResult(conn));
+    PgResultPtr res = next_result_after_copy(conn);
     if (!res) fail(conn, "the server sent no stop position");
     if (PQresultStatus(res.get()) != PGRES_TUPLES_OK) {
       fail(conn, "could not stop the backup", res.get());

@@ -1,9 +1,10 @@
 #pragma once
 // Runs BASE_BACKUP on a replication connection (ReplicationConnection::raw()) and feeds the
-// COPY stream to a BackupStreamSink. The results around the stream (PostgreSQL 15):
+// COPY stream(s) to a BackupStreamSink. The results around the stream:
 //   1. one row (recptr text, tli int8): the start LSN and its timeline;
 //   2. the tablespaces (spcoid, spclocation, size in kB; NULL oid = the main directory);
-//   3. the COPY OUT stream (backup_stream.h);
+//   3. the COPY OUT stream (15+), or one per tablespace and one for the manifest (14)
+//      (backup_stream.h);
 //   4. one row (recptr, tli): the stop LSN and its timeline.
 
 #include <functional>

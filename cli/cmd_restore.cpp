@@ -9,6 +9,8 @@
 #include "cli/options.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/pg_versions.h"
+#include "pitr/pg_bindir.h"
 #include "pitr/restore.h"
 #include "pitr/verifier.h"
 #include "snapshot/snapshot_restore.h"
@@ -199,6 +201,15 @@ std::vector<DirRestoreRequest> restore_dirs_from(const po::variables_map& vm,
   return out;
 }
 
+// pg_ctl of the restored cluster's major, by its full path when one is installed.
+std::string pg_ctl_advice(int major) {
+  if (auto dir = find_pg_bindir(PgBindirSearch{major, std::nullopt});
+      dir && ::access((*dir / "pg_ctl").c_str(), X_OK) == 0) {
+    return shell_quote((*dir / "pg_ctl").string());
+  }
+  return "pg_ctl";
+}
+
 int verify_and_report(const RecoveryPlan& plan, const RestoreRequest& request,
                       const RestoreOwner& owner, const RestoreResult& result, VerifyOptions v,
                       bool json) {
@@ -256,7 +267,8 @@ int run_restore(const Args& args) {
       "verify-timeout", po::value<unsigned>()->default_value(3600),
       "with --verify: seconds recovery may take to reach the target")(
       "pg-bindir", po::value<std::string>(),
-      "with --verify: where postgres is (default: from PG_VERSION, then PATH)")(
+      "with --verify: the bin directory of the cluster's PostgreSQL major (default: searched, "
+      "see docs/pitr.md)")(
       "restore-dir", po::value<std::vector<std::string>>(),
       "NAME=PATH: restore the newest snapshot of NAME taken at or before the target into PATH "
       "(absent or empty; repeatable)");
@@ -276,7 +288,7 @@ int run_restore(const Args& args) {
   const bool dry_run = vm.count("dry-run") > 0;
   const bool json = vm.count("json") > 0;
 
-  const std::optional<VerifyOptions> verify = verify_options_from(vm, request, dry_run);
+  std::optional<VerifyOptions> verify = verify_options_from(vm, request, dry_run);
   const std::vector<DirRestoreRequest> dir_requests = restore_dirs_from(vm, request);
   check_restore_target(request.target_dir);
   const RestoreOwner owner = resolve_restore_owner(request.owner);
@@ -284,6 +296,11 @@ int run_restore(const Args& args) {
   Catalog catalog(repo);
   const RecoveryPlan plan = plan_restore(catalog, request.target);
   tablespace_targets(plan.backup, request);  // a bad mapping is refused before any writing
+  // The restored cluster starts only under a server of its own major: find it (or refuse)
+  // before anything is written. The verifier checks PG_VERSION against it again.
+  const int major = pg_major_of(repo.identity().pg_version_num);
+  if (verify && !dry_run)
+    verify->pg_bindir = require_pg_bindir(PgBindirSearch{major, verify->pg_bindir});
   if (auto w = access_warning(owner, repo.root(), self_executable(), request.target_dir);
       !w.empty()) {
     log::warning(w);
@@ -326,8 +343,9 @@ int run_restore(const Args& args) {
   std::cout << "restored backup " << plan.backup.id << " into " << request.target_dir.string()
             << " (" << result.files << " files)\n"
             << plan_to_text(plan, request, owner) << "\n"
-            << "next: start PostgreSQL on it as " << owner.name << ", e.g.\n"
-            << "  pg_ctl -D " << shell_quote(request.target_dir.string()) << " start\n"
+            << "next: start PostgreSQL " << major << " on it as " << owner.name << ", e.g.\n"
+            << "  " << pg_ctl_advice(major) << " -D " << shell_quote(request.target_dir.string())
+            << " start\n"
             << "it replays WAL from the repository (walvault wal-get) and stops "
             << describe(plan.stop) << ";\n";
   switch (plan.target.kind == TargetKind::latest ? TargetAction::promote : plan.target.action) {

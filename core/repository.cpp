@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/json.h"
+#include "core/pg_versions.h"
 
 namespace walvault {
 namespace {
@@ -96,22 +97,30 @@ Repository Repository::open_or_create(const fs::path& root, const RepoIdentity& 
     Repository repo = open(root);
     refuse_foreign_owner_as_root(root);
     const RepoIdentity& have = repo.identity();
+    const int have_major = pg_major_of(have.pg_version_num);
+    const int server_major = pg_major_of(server.pg_version_num);
+    if (have_major != server_major) {
+      // pg_upgrade makes a new cluster (a new system identifier) of another major: its WAL
+      // and backups cannot continue the old cluster's history.
+      throw Error("repository \"" + root.string() + "\" holds PostgreSQL " +
+                      std::to_string(have_major) + " (database system " + have.system_identifier +
+                      "), but the server runs PostgreSQL " + std::to_string(server_major) +
+                      " (database system " + server.system_identifier + ")",
+                  "one repository never mixes majors: after a major upgrade (pg_upgrade) start a "
+                  "new repository with a new --repo and keep this one to restore the old "
+                  "cluster");
+    }
     if (have.system_identifier != server.system_identifier) {
       throw Error("repository \"" + root.string() + "\" belongs to database system " +
                       have.system_identifier + ", but the server is database system " +
                       server.system_identifier,
-                  "a repository holds one cluster; use a new --repo for this server");
+                  "a repository holds one cluster (a new initdb or pg_upgrade makes a new one); "
+                  "use a new --repo for this server");
     }
     if (have.wal_segment_size != server.wal_segment_size) {
       throw Error("repository \"" + root.string() + "\" holds WAL segments of " +
                   std::to_string(have.wal_segment_size) + " bytes, the server uses " +
                   std::to_string(server.wal_segment_size));
-    }
-    if (have.pg_version_num / 10000 != server.pg_version_num / 10000) {
-      throw Error("repository \"" + root.string() + "\" holds PostgreSQL " +
-                      std::to_string(have.pg_version_num / 10000) + ", the server runs " +
-                      std::to_string(server.pg_version_num / 10000),
-                  "after a major upgrade start a new repository");
     }
     return repo;
   }

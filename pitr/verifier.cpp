@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/pg.h"
+#include "pitr/pg_bindir.h"
 
 namespace walvault {
 namespace {
@@ -35,32 +36,14 @@ std::string trim(std::string_view s) {
   return std::string(s.substr(b, e - b));
 }
 
-bool executable(const fs::path& p) {
-  return ::access(p.c_str(), X_OK) == 0;
-}
-
-// --pg-bindir, else /usr/lib/postgresql/<PG_VERSION>/bin, else the PATH.
+// The server binaries of the restored directory's own major (PG_VERSION): pitr/pg_bindir.h.
 fs::path find_bindir(const VerifyOptions& o) {
-  if (o.pg_bindir) {
-    if (!executable(*o.pg_bindir / "postgres")) {
-      throw usage_error("no executable postgres in --pg-bindir " + o.pg_bindir->string());
-    }
-    return *o.pg_bindir;
+  const auto major = data_dir_major(o.data_dir);
+  if (!major) {
+    throw Error("cannot read the major version from " + (o.data_dir / "PG_VERSION").string(),
+                "the restored directory is incomplete; restore it again");
   }
-  std::string version = trim(read_file_if_exists(o.data_dir / "PG_VERSION").value_or(""));
-  for (const fs::path& dir : {fs::path("/usr/lib/postgresql") / version / "bin",
-                              fs::path("/usr/pgsql-" + version) / "bin"}) {
-    if (!version.empty() && executable(dir / "postgres")) return dir;
-  }
-  if (const char* path = std::getenv("PATH")) {
-    std::stringstream ss(path);
-    std::string item;
-    while (std::getline(ss, item, ':')) {
-      if (!item.empty() && executable(fs::path(item) / "postgres")) return item;
-    }
-  }
-  throw Error("cannot find the PostgreSQL " + version + " server binary (postgres)",
-              "pass --pg-bindir with the directory that holds postgres");
+  return require_pg_bindir(PgBindirSearch{*major, o.pg_bindir});
 }
 
 int free_port() {
@@ -347,6 +330,7 @@ VerifyReport verify_restore(const RecoveryPlan& plan, const VerifyOptions& o) {
     throw Error("--verify must run as root or as the owner of the restored directory (" +
                 o.owner.name + ")");
   }
+  const int major = data_dir_major(o.data_dir).value_or(0);
   const fs::path bindir = find_bindir(o);
   report.pg_bindir = bindir.string();
   PrivateDir tmp(o.owner);
@@ -357,7 +341,7 @@ VerifyReport verify_restore(const RecoveryPlan& plan, const VerifyOptions& o) {
   if (::geteuid() == 0) (void)::chown(hba.c_str(), o.owner.uid, o.owner.gid);
   const int port = free_port();
   auto c = [](const std::string& k, const std::string& v) { return k + "=" + v; };
-  const std::vector<std::string> args = {
+  std::vector<std::string> args = {
       (bindir / "postgres").string(),
       "-D",
       o.data_dir.string(),
@@ -383,9 +367,12 @@ VerifyReport verify_restore(const RecoveryPlan& plan, const VerifyOptions& o) {
       // (.ready) for the service's own archiving.
       "-c",
       c("archive_command", ""),
-      "-c",
-      c("archive_library", ""),
   };
+  // archive_library exists from PostgreSQL 15; 14 refuses to start on an unknown setting.
+  if (major >= 15) {
+    args.push_back("-c");
+    args.push_back(c("archive_library", ""));
+  }
   Connector connector{tmp.path().string(), std::to_string(port), {o.owner.name}, {}};
   if (o.owner.name != "postgres") connector.users.push_back("postgres");
 
@@ -573,6 +560,7 @@ Json verify_to_json(const VerifyReport& r) {
   Json j;
   j["passed"] = r.passed;
   j["state"] = r.state;
+  j["pg_bindir"] = r.pg_bindir.empty() ? Json(nullptr) : Json(r.pg_bindir);
   j["failure"] = r.failure.empty() ? Json(nullptr) : Json(r.failure);
   j["server_errors"] = r.server_errors;
   j["stop"] = {{"server", r.stop_message.empty() ? Json(nullptr) : Json(r.stop_message)},
@@ -594,6 +582,7 @@ std::string verify_to_text(const VerifyReport& r) {
   std::ostringstream out;
   out << "verify           " << (r.passed ? "PASSED" : "FAILED") << "\n";
   out << "server state     " << r.state << "\n";
+  if (!r.pg_bindir.empty()) out << "server binaries  " << r.pg_bindir << "\n";
   out << "recovery stopped "
       << (r.stop_message.empty() ? std::string("(no stop line in the server log)") : r.stop_message)
       << (r.stop_as_planned ? " (as planned)" : "") << "\n";

@@ -23,7 +23,7 @@ namespace walvault {
 struct VerifyOptions {
   fs::path data_dir;
   RestoreOwner owner;
-  std::optional<fs::path> pg_bindir;   // default: from PG_VERSION, then PATH
+  std::optional<fs::path> pg_bindir;   // default: found for PG_VERSION's major (pg_bindir.h)
   std::vector<std::string> checks;     // queries that must each return true
   std::string check_source;            // the file they came from, for messages
   std::string dbname = "postgres";     // where the checks run

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/pg_versions.h"
 #include "pitr/crc32c.h"
 
 namespace walvault {
@@ -311,6 +312,17 @@ void WalRecordScanner::on_page_header(Lsn page_lsn, size_t header_bytes) {
   }
   if (magic_ != 0 && magic != magic_) {
     halt(WalScanStop::invalid, "page at " + page_lsn.str() + " has another WAL format (magic)");
+    return;
+  }
+  // The record layouts below are the ones of pg_major: WAL of another major (a foreign file
+  // in the repository) is not read as if it were, just as PostgreSQL's own reader refuses a
+  // page whose magic is not its XLOG_PAGE_MAGIC.
+  if (auto expected = wal_page_magic(pg_major_); expected && magic != *expected) {
+    const auto writer = major_of_wal_page_magic(magic);
+    halt(WalScanStop::invalid,
+         "page at " + page_lsn.str() + " holds WAL of " +
+             (writer ? "PostgreSQL " + std::to_string(*writer) : std::string("an unknown format")) +
+             ", not of PostgreSQL " + std::to_string(pg_major_));
     return;
   }
   magic_ = magic;

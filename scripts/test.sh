@@ -5,6 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# Real servers of the other supported majors for the version matrix (cached between runs).
+# A failed fetch does not stop the run: the integration.versions_<major> tests then fail,
+# each saying which binaries are missing.
+scripts/fetch-pg-versions.sh ||
+  echo "walvault: warning: fetching PostgreSQL server binaries failed; the version tests will fail" >&2
 
 build_dir=build
 cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)

@@ -123,13 +123,8 @@ ReplicationConnection ReplicationConnection::connect(const std::string& conninfo
     throw ConnectionLost(
         "could not connect to the server: " + one_line(pg_error_message(conn.get())), kConnectHint);
   }
-  ReplicationConnection rc(std::move(conn));
-  const int major = rc.server_version_num() / 10000;
-  if (major < kMinServerMajor || major > kMaxServerMajor) {
-    throw Error("the server runs PostgreSQL " + std::to_string(major) +
-                    ", this walvault supports PostgreSQL " + std::to_string(kMinServerMajor),
-                "use a PostgreSQL 15 server; support for other majors is planned");
-  }
+  ReplicationConnection rc(std::move(conn), conninfo);
+  require_supported_major(rc.server_major(), "the server");
   return rc;
 }
 
@@ -213,6 +208,7 @@ std::string ReplicationConnection::timeline_history(TimelineId tli) {
 
 std::optional<ReplicationSlotInfo> ReplicationConnection::read_replication_slot(
     const std::string& slot) {
+  if (!has_read_replication_slot(server_major())) return read_replication_slot_by_sql(slot);
   PgResultPtr res = exec("READ_REPLICATION_SLOT " + quote_identifier(slot), PGRES_TUPLES_OK);
   if (PQntuples(res.get()) != 1 || PQnfields(res.get()) != 3) {
     throw Error("READ_REPLICATION_SLOT returned an unexpected result");
@@ -229,6 +225,51 @@ std::optional<ReplicationSlotInfo> ReplicationConnection::read_replication_slot(
     auto tli = parse_u32(PQgetvalue(res.get(), 0, 2));
     if (!tli) throw Error("READ_REPLICATION_SLOT returned an unparsable restart_tli");
     info.restart_tli = TimelineId(*tli);
+  }
+  return info;
+}
+
+std::optional<ReplicationSlotInfo> ReplicationConnection::read_replication_slot_by_sql(
+    const std::string& slot) {
+  // A physical replication connection runs no SQL: open an ordinary one, as the archiver
+  // does for pg_ls_waldir. Same connection string, so the same server, user and password.
+  std::vector<const char*> keys, values;
+  if (!conninfo_.empty()) {
+    keys.push_back("dbname");
+    values.push_back(conninfo_.c_str());
+  }
+  keys.push_back("application_name");
+  values.push_back("walvault");
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  PgConnPtr sql(PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1));
+  const std::string hint =
+      "PostgreSQL " + std::to_string(server_major()) +
+      " has no READ_REPLICATION_SLOT: walvault reads the slot from pg_replication_slots over an "
+      "ordinary connection with the same --dbname; let that user connect to a database "
+      "(name one with dbname=...)";
+  if (!sql || PQstatus(sql.get()) != CONNECTION_OK) {
+    throw Error("could not read replication slot \"" + slot +
+                    "\": an ordinary connection failed: " + one_line(pg_error_message(sql.get())),
+                hint);
+  }
+  const char* params[1] = {slot.c_str()};
+  PgResultPtr res(PQexecParams(sql.get(),
+                               "SELECT slot_type, restart_lsn FROM pg_catalog.pg_replication_slots "
+                               "WHERE slot_name = $1",
+                               1, nullptr, params, nullptr, nullptr, 0));
+  if (!res || PQresultStatus(res.get()) != PGRES_TUPLES_OK) {
+    throw Error("could not read replication slot \"" + slot + "\" from pg_replication_slots: " +
+                    one_line(res ? pg_result_error(res.get()) : pg_error_message(sql.get())),
+                hint);
+  }
+  if (PQntuples(res.get()) == 0) return std::nullopt;
+  ReplicationSlotInfo info;
+  info.slot_type = PQgetvalue(res.get(), 0, 0);
+  if (!PQgetisnull(res.get(), 0, 1)) {
+    auto lsn = Lsn::parse(PQgetvalue(res.get(), 0, 1));
+    if (!lsn) throw Error("pg_replication_slots returned an unparsable restart_lsn");
+    info.restart_lsn = *lsn;
   }
   return info;
 }

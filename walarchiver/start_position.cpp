@@ -48,7 +48,20 @@ StartPoint find_start_point(const Repository& repo, ReplicationSource& source,
   }
   if (!slot.empty()) {
     if (auto info = source.read_replication_slot(slot); info && info->restart_lsn.valid()) {
-      const TimelineId tli = info->restart_tli.value ? info->restart_tli : server.timeline;
+      TimelineId tli = info->restart_tli;
+      if (!tli.value) {
+        // PostgreSQL 14 does not say on which timeline restart_lsn lies: the server's
+        // history does (the timeline that wrote the WAL at that LSN).
+        tli = server.timeline;
+        if (server.timeline.value > 1) {
+          const TimelineHistory history(
+              server.timeline,
+              parse_timeline_history(
+                  source.timeline_history(server.timeline), server.timeline,
+                  "the server's history of timeline " + std::to_string(server.timeline.value)));
+          tli = history.timeline_of(info->restart_lsn);
+        }
+      }
       return {tli, segment_start(segment_of(info->restart_lsn, seg), seg),
               "the restart_lsn of slot \"" + slot + "\""};
     }

@@ -28,7 +28,11 @@ WV_LIB_LOADED=1
 
 WV_REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 WALVAULT=${WALVAULT:-$WV_REPO_ROOT/build/walvault}
+# Server binaries (initdb, pg_ctl, postgres, and for PostgreSQL 15 the client tools too).
+# tests/integration/versions.sh points PGBIN at another major's server binaries; the client
+# tools below stay Debian's PostgreSQL 15 ones, which talk plain SQL to servers 14 to 18.
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+WV_PG_CLIENT_BIN=${WV_PG_CLIENT_BIN:-/usr/lib/postgresql/15/bin}
 WV_PG_USER=${WV_PG_USER:-postgres}
 WV_WAIT_TIMEOUT=${WV_WAIT_TIMEOUT:-60}
 
@@ -440,7 +444,7 @@ wv_pg_running() {
 wv_psql() {
   local datadir=$1 sql=$2
   shift 2
-  wv_as_pg "$PGBIN/psql" -X -At -v ON_ERROR_STOP=1 -d "$(wv_connstr "$datadir")" -c "$sql" "$@"
+  wv_as_pg "$WV_PG_CLIENT_BIN/psql" -X -At -v ON_ERROR_STOP=1 -d "$(wv_connstr "$datadir")" -c "$sql" "$@"
 }
 
 # wv_psql_file DATADIR FILE [PSQL ARGS...] — runs a SQL file (read by this shell, so the
@@ -448,13 +452,13 @@ wv_psql() {
 wv_psql_file() {
   local datadir=$1 file=$2
   shift 2
-  wv_as_pg "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$(wv_connstr "$datadir")" "$@" -f - <"$file"
+  wv_as_pg "$WV_PG_CLIENT_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$(wv_connstr "$datadir")" "$@" -f - <"$file"
 }
 
 # wv_pg_wait_ready DATADIR — waits until the server accepts connections.
 wv_pg_wait_ready() {
   wv_wait_for -m "PostgreSQL on $1 does not accept connections" \
-    wv_as_pg "$PGBIN/pg_isready" -q -h "$(wv_pg_sockdir "$1")" -p "$(wv_pg_port "$1")"
+    wv_as_pg "$WV_PG_CLIENT_BIN/pg_isready" -q -h "$(wv_pg_sockdir "$1")" -p "$(wv_pg_port "$1")"
 }
 
 # ---------------------------------------------------------------- LSNs and JSON

@@ -124,13 +124,59 @@ TEST(BackupStream, Command) {
   BaseBackupOptions o;
   o.label = "it's";
   o.checkpoint = CheckpointMode::spread;
-  EXPECT_EQ(base_backup_command(o),
-            "BASE_BACKUP (LABEL 'it''s', PROGRESS, CHECKPOINT 'spread', WAIT false, "
-            "MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C')");
+  for (int major : {15, 16, 17, 18}) {
+    EXPECT_EQ(base_backup_command(o, major),
+              "BASE_BACKUP (LABEL 'it''s', PROGRESS, CHECKPOINT 'spread', WAIT false, "
+              "MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C')");
+  }
   o.max_rate_kbps = 1024;
-  EXPECT_EQ(base_backup_command(o),
-            "BASE_BACKUP (LABEL 'it''s', PROGRESS, CHECKPOINT 'spread', WAIT false, "
-            "MAX_RATE 1024, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C')");
+  for (int major : {15, 16, 17, 18}) {
+    EXPECT_EQ(base_backup_command(o, major),
+              "BASE_BACKUP (LABEL 'it''s', PROGRESS, CHECKPOINT 'spread', WAIT false, "
+              "MAX_RATE 1024, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C')");
+  }
+}
+
+// PostgreSQL 14's grammar: bare keywords; FAST for a fast checkpoint, none for spread.
+TEST(BackupStream, CommandPg14) {
+  BaseBackupOptions o;
+  o.label = "it's";
+  o.checkpoint = CheckpointMode::spread;
+  EXPECT_EQ(base_backup_command(o, 14),
+            "BASE_BACKUP LABEL 'it''s' PROGRESS NOWAIT MANIFEST 'yes' MANIFEST_CHECKSUMS 'CRC32C'");
+  o.checkpoint = CheckpointMode::fast;
+  o.progress = false;
+  EXPECT_EQ(base_backup_command(o, 14),
+            "BASE_BACKUP LABEL 'it''s' FAST NOWAIT MANIFEST 'yes' MANIFEST_CHECKSUMS 'CRC32C'");
+  o.max_rate_kbps = 32;
+  EXPECT_EQ(base_backup_command(o, 14),
+            "BASE_BACKUP LABEL 'it''s' FAST NOWAIT MAX_RATE 32 MANIFEST 'yes' MANIFEST_CHECKSUMS "
+            "'CRC32C'");
+}
+
+// The typed calls (how the 14 stream is fed) keep the same order rules as the messages.
+TEST(BackupStream, TypedCallsKeepOrder) {
+  auto bytes = [](const std::string& text) {
+    return std::span<const std::byte>(reinterpret_cast<const std::byte*>(text.data()), text.size());
+  };
+  const std::string x = "x", ts = "ts", base = "base", manifest = "{}", late = "late";
+  RecordingSink sink;
+  BackupStreamDecoder d(sink);
+  EXPECT_THROW(d.data(bytes(x)), Error);
+  d.begin_archive("16385.tar", "/ts");
+  d.data(bytes(ts));
+  d.begin_archive("base.tar", "");
+  d.data(bytes(base));
+  d.begin_manifest();
+  d.data(bytes(manifest));
+  EXPECT_THROW(d.begin_archive("16386.tar", "/x"), Error);
+  d.finish();
+  EXPECT_TRUE(d.saw_manifest());
+  EXPECT_EQ(d.archives(), (std::vector<std::string>{"16385.tar", "base.tar"}));
+  EXPECT_THROW(d.data(bytes(late)), Error);
+  EXPECT_EQ(sink.events,
+            (std::vector<std::string>{"begin 16385.tar [/ts]", "data ts", "end",
+                                      "begin base.tar []", "data base", "end", "manifest {}"}));
 }
 
 // ------------------------------------------------------------------- storing archives

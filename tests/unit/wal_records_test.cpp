@@ -309,5 +309,19 @@ TEST(WalRecords, RestartsAtASegmentStartAndRefusesOtherJumps) {
   EXPECT_EQ(s.position(), f.start + f.segment_size + 8192);
 }
 
+// WAL of another major is not read with this major's record layouts: the page magic says
+// who wrote it (the fixture is PostgreSQL 15's).
+TEST(WalRecords, RefusesWalOfAnotherMajor) {
+  const Fixture& f = fixture();
+  ASSERT_EQ(f.pg_major, 15);
+  std::vector<WalEvent> got;
+  WalRecordScanner s(f.segment_size, 17, [&](const WalEvent& e) { got.push_back(e); });
+  s.feed(f.start, {f.wal.data(), 8192});
+  EXPECT_EQ(s.stop(), WalScanStop::invalid);
+  EXPECT_NE(s.problem().find("holds WAL of PostgreSQL 15, not of PostgreSQL 17"), std::string::npos)
+      << s.problem();
+  EXPECT_TRUE(got.empty());
+}
+
 }  // namespace
 }  // namespace walvault

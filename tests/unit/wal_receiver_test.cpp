@@ -353,6 +353,26 @@ TEST_F(WalReceiverTest, StartPointComesFromTheArchiveThenTheSlotThenTheServer) {
   EXPECT_EQ(p.timeline, TimelineId(1));
 }
 
+// PostgreSQL 14 reports no restart_tli (no READ_REPLICATION_SLOT): the server's history says
+// which timeline wrote the WAL at restart_lsn.
+TEST_F(WalReceiverTest, SlotWithoutRestartTimelineTakesItFromTheHistory) {
+  ScriptedSource source(wal_, base_);
+  source.server.timeline = TimelineId(3);
+  source.server.xlogpos = base_ + 3 * kTestSegmentSize;
+  source.histories[3] =
+      "1\t" + (base_ + 500'000).str() + "\tx\n2\t" + (base_ + 2 * kTestSegmentSize).str() + "\ty\n";
+  source.slot = ReplicationSlotInfo{"physical", base_ + kTestSegmentSize + 99, TimelineId(0)};
+  StartPoint p = find_start_point(repo_, source, source.server, "s");
+  EXPECT_EQ(p.timeline, TimelineId(2));
+  EXPECT_EQ(p.lsn, base_ + kTestSegmentSize);
+  source.slot = ReplicationSlotInfo{"physical", base_ + 1000, TimelineId(0)};
+  p = find_start_point(repo_, source, source.server, "s");
+  EXPECT_EQ(p.timeline, TimelineId(1));
+  source.slot = ReplicationSlotInfo{"physical", base_ + 2 * kTestSegmentSize + 5, TimelineId(0)};
+  p = find_start_point(repo_, source, source.server, "s");
+  EXPECT_EQ(p.timeline, TimelineId(3));
+}
+
 TEST_F(WalReceiverTest, StartPointOnAnAncestorTimeline) {
   ScriptedSource source(wal_, base_);
   source.add_data(base_, base_ + 300'000);

@@ -121,8 +121,14 @@ wv_assert_match "^$MAJOR\\." "$(wv_json '$j->{pg_version}' <"$OUT/info.out")" "i
 wv_assert_eq "$SYSID" "$(wv_json '$j->{system_identifier}' <"$OUT/info.out")" "info: the server's system identifier"
 wv_assert_eq complete "$(wv_json '$j->{backups}[0]{status}' <"$OUT/info.out")" "info: the backup is complete"
 BACKUP_ID=$(wv_json '$j->{backups}[0]{id}' <"$OUT/info.out")
-wv_assert_match '"PostgreSQL-Backup-Manifest-Version": [12]' "$(head -c 200 "$REPO/backups/$BACKUP_ID/backup_manifest")" \
-  "the server's manifest is kept"
+# Manifest version 2 (17 and later) carries the system identifier; walvault keeps either as sent.
+MANIFEST_HEAD=$(head -c 200 "$REPO/backups/$BACKUP_ID/backup_manifest")
+if ((MAJOR >= 17)); then
+  wv_assert_match '"PostgreSQL-Backup-Manifest-Version": 2,' "$MANIFEST_HEAD" "the server's manifest (version 2) is kept"
+  wv_assert_match "\"System-Identifier\": $SYSID," "$MANIFEST_HEAD" "manifest version 2 names the server's system identifier"
+else
+  wv_assert_match '"PostgreSQL-Backup-Manifest-Version": 1,' "$MANIFEST_HEAD" "the server's manifest (version 1) is kept"
+fi
 
 wv_step "phase A, T1, phase B"
 insert_phase "$PG" A 1 100

@@ -3,8 +3,8 @@
 # 18): ctest registers it once per major as integration.versions_<major>
 # (tests/CMakeLists.txt). 1 MB WAL segments:
 #
-#   initdb with that major's binaries; archive (with a replication slot) in the background;
-#   backup; phase A; T1; phase B;
+#   initdb with that major's binaries, a tablespace; archive (with a replication slot) in the
+#   background; backup; phase A; T1; phase B (rows in the main directory and the tablespace);
 #   restore to T1 with --verify (walvault finds the same major's server by itself), start
 #   the result: exactly phase A; it is on timeline 2 now;
 #   archive the restored server into the same repository (00000002.history, timeline 2);
@@ -68,15 +68,18 @@ wait_past() { # DATADIR TIME: the server's clock is past TIME (by a margin)
   done
   wv_fail "the server clock did not pass $2"
 }
-insert_phase() { # DATADIR PHASE FROM TO
-  wv_psql "$1" "insert into t select i, '$2' from generate_series($3, $4) as i" >/dev/null
+insert_phase() { # DATADIR PHASE FROM TO: rows in t (main directory) and tt (tablespace ts1)
+  wv_psql "$1" "insert into t select i, '$2' from generate_series($3, $4) as i;
+    insert into tt select i, '$2' from generate_series($3, $4) as i" >/dev/null
 }
 archived_to() { # LSN TIMELINE
   local end
   end=$(wv_info_end_lsn "$REPO" "$2" || true)
   [[ -n $end ]] && wv_lsn_ge "$end" "$1"
 }
-phases() { wv_psql "$1" "select string_agg(phase || ':' || n, ' ' order by phase) from (select phase, count(*) n from t group by phase) s"; }
+phases() { # DATADIR [TABLE=t]
+  wv_psql "$1" "select string_agg(phase || ':' || n, ' ' order by phase) from (select phase, count(*) n from ${2:-t} group by phase) s"
+}
 # restore --verify into DIR, then start it as an ordinary cluster.
 restore_verify_start() { # NAME DIR ARGS...
   local name=$1 dir=$2
@@ -100,7 +103,13 @@ wv_pg_init "$PG" --wal-segsize=1
 wv_pg_start "$PG"
 wv_assert_eq "$MAJOR" "$(wv_psql "$PG" "select current_setting('server_version_num')::int / 10000")" \
   "the source server runs PostgreSQL $MAJOR"
+# A tablespace: PostgreSQL 14 sends it as a COPY stream of its own, 15+ as a second archive.
+mkdir -p "$WV_TMP/ts_src"
+wv_chown_pg "$WV_TMP/ts_src"
+wv_psql "$PG" "create tablespace ts1 location '$WV_TMP/ts_src'" >/dev/null
+TS_OID=$(wv_psql "$PG" "select oid from pg_tablespace where spcname = 'ts1'")
 wv_psql "$PG" "create table t (id int primary key, phase text not null)" >/dev/null
+wv_psql "$PG" "create table tt (id int primary key, phase text not null) tablespace ts1" >/dev/null
 SYSID=$(wv_psql "$PG" "select system_identifier from pg_control_system()")
 wv_start_bg "$WV_TMP/archive1.log" "$WALVAULT" archive --repo "$REPO" --dbname "$(wv_connstr "$PG")" \
   --slot walvault --create-slot
@@ -120,6 +129,8 @@ require "info --json exits 0" test "$WV_RC" -eq 0
 wv_assert_match "^$MAJOR\\." "$(wv_json '$j->{pg_version}' <"$OUT/info.out")" "info: pg_version is PostgreSQL $MAJOR"
 wv_assert_eq "$SYSID" "$(wv_json '$j->{system_identifier}' <"$OUT/info.out")" "info: the server's system identifier"
 wv_assert_eq complete "$(wv_json '$j->{backups}[0]{status}' <"$OUT/info.out")" "info: the backup is complete"
+wv_assert_eq "$TS_OID" "$(wv_json '$j->{tablespaces}[0]{oid} // "none"' <"$REPO/backups/$(wv_json '$j->{backups}[0]{id}' <"$OUT/info.out")/backup.json")" \
+  "the backup holds tablespace $TS_OID"
 BACKUP_ID=$(wv_json '$j->{backups}[0]{id}' <"$OUT/info.out")
 # Manifest version 2 (17 and later) carries the system identifier; walvault keeps either as sent.
 MANIFEST_HEAD=$(head -c 200 "$REPO/backups/$BACKUP_ID/backup_manifest")
@@ -150,7 +161,7 @@ OTHER_BIN=/usr/lib/postgresql/15/bin
 [[ $OTHER == 15 ]] || OTHER_BIN=$(bash "$WV_SELF_DIR/../../scripts/fetch-pg-versions.sh" --print-dir)/$OTHER/bin
 if [[ -x $OTHER_BIN/postgres ]]; then
   wv_capture "$OUT/wrong-bindir" wv_walvault restore --repo "$REPO" --target-dir "$WV_TMP/wrong" \
-    --target-time "$T1" --verify --pg-bindir "$OTHER_BIN"
+    --target-time "$T1" --tablespace-dir "$TS_OID=$WV_TMP/ts_wrong" --verify --pg-bindir "$OTHER_BIN"
   wv_assert_eq 2 "$WV_RC" "--pg-bindir of PostgreSQL $OTHER: usage error (exit 2)"
   wv_assert_walvault_error "$OUT/wrong-bindir.err" "--pg-bindir of another major: one error line + HINT"
   wv_assert_match "holds PostgreSQL $OTHER, but the restored cluster is PostgreSQL $MAJOR" \
@@ -166,7 +177,7 @@ NOBIN_REPO=$WV_TMP/repo-99
 cp -a "$REPO" "$NOBIN_REPO"
 perl -0pi -e 's/"pg_version_num": *\d+/"pg_version_num": 990001/' "$NOBIN_REPO/walvault.json"
 wv_capture "$OUT/no-bindir" wv_walvault restore --repo "$NOBIN_REPO" --target-dir "$WV_TMP/nobin" \
-  --target-time "$T1" --verify
+  --target-time "$T1" --tablespace-dir "$TS_OID=$WV_TMP/ts_nobin" --verify
 wv_assert_eq 1 "$WV_RC" "no server binaries of the cluster's major: exit 1"
 wv_assert_walvault_error "$OUT/no-bindir.err" "no server binaries: one error line + HINT"
 wv_assert_match "no PostgreSQL 99 server binaries found" "$(cat "$OUT/no-bindir.err")" "no server binaries: the message names the major"
@@ -177,8 +188,10 @@ rm -rf "$NOBIN_REPO"
 # ---------------------------------------------------------------- restore to T1
 wv_step "restore to T1 (--verify), start"
 R1=$WV_TMP/r1
-restore_verify_start r1 "$R1" --target-time "$T1"
+restore_verify_start r1 "$R1" --target-time "$T1" --tablespace-dir "$TS_OID=$WV_TMP/ts_r1"
 wv_assert_eq "A:100" "$(phases "$R1")" "restored to T1: exactly phase A"
+wv_assert_eq "A:100" "$(phases "$R1" tt)" "restored to T1: exactly phase A in the tablespace"
+wv_assert_eq "$WV_TMP/ts_r1" "$(readlink "$R1/pg_tblspc/$TS_OID")" "the tablespace was restored to its new directory"
 wv_assert_eq 2 "$(wv_psql "$R1" "select timeline_id from pg_control_checkpoint()")" "the restored cluster is on timeline 2"
 wv_assert_eq "$SYSID" "$(wv_psql "$R1" "select system_identifier from pg_control_system()")" \
   "the restored cluster keeps the system identifier"
@@ -209,8 +222,9 @@ wv_assert_eq 1 "$(wv_json '(grep { $_->{timeline} == 2 } @{$j->{timelines}})[0]{
 
 wv_step "restore to T2 across the switch (--verify), start"
 R2=$WV_TMP/r2
-restore_verify_start r2 "$R2" --target-time "$T2"
+restore_verify_start r2 "$R2" --target-time "$T2" --tablespace-dir "$TS_OID=$WV_TMP/ts_r2"
 wv_assert_eq "A:100 D:100" "$(phases "$R2")" "restored to T2: phases A and D, not B (timeline 1 only), not E"
+wv_assert_eq "A:100 D:100" "$(phases "$R2" tt)" "restored to T2: the same in the tablespace"
 wv_assert_eq 3 "$(wv_psql "$R2" "select timeline_id from pg_control_checkpoint()")" "promoted to timeline 3"
 wv_pg_stop "$R2"
 

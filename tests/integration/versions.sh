@@ -126,6 +126,12 @@ repo_created() {
   [[ -f $REPO/walvault.json ]]
 }
 wv_wait_for -m "archive did not create the repository" repo_created
+# The repository comes first, the slot right after it: wait for the slot, then check it.
+slot_created() {
+  wv_bg_alive "$ARCH1" || { cat "$WV_TMP/archive1.log" >&2; wv_fail "walvault archive exited early"; }
+  [[ $(wv_psql "$PG" "select count(*) from pg_replication_slots where slot_name = 'walvault'") == 1 ]]
+}
+wv_wait_for -m "archive --create-slot did not create slot walvault" slot_created
 wv_assert_eq physical "$(wv_psql "$PG" "select slot_type from pg_replication_slots where slot_name = 'walvault'")" \
   "archive --create-slot made a physical slot"
 wv_capture "$OUT/backup" wv_walvault backup --repo "$REPO" --dbname "$(wv_connstr "$PG")" --checkpoint fast

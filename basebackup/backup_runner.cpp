@@ -87,6 +87,10 @@ void receive_backup(ReplicationConnection& conn, const BackupOptions& o, const R
   cb.stop_requested = o.stop_requested;
   cb.started = [&](const BaseBackupResult& r) {
     total_bytes = r.total_kb * 1024;
+    // Recorded at once: a backup that dies from here on still says where it began.
+    info.start_lsn = r.start_lsn;
+    info.timeline = r.start_timeline;
+    save_backup_info(repo, info);
     log::info("backup " + info.id + " started at " + r.start_lsn.str() + " on timeline " +
               std::to_string(r.start_timeline.value) + " (about " + mib(total_bytes) + ")");
   };

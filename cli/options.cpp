@@ -18,7 +18,19 @@ bool parse_options(const std::string& command, const std::string& synopsis,
     po::command_line_parser parser(args);
     parser.options(desc);
     if (positional) parser.positional(*positional);
-    po::store(parser.run(), vm);
+    const po::parsed_options parsed = parser.run();
+    // Without a positional description boost keeps stray words with an empty key and store()
+    // drops them: a forgotten quote ("--target-time 2026-12-04 08:47:13") would silently
+    // become midnight.
+    for (const auto& o : parsed.options) {
+      if (o.string_key.empty() && !o.original_tokens.empty()) {
+        throw usage_error("unexpected argument \"" + o.original_tokens.front() + "\"",
+                          "quote values that contain spaces, e.g. --target-time \"2026-12-04 "
+                          "08:47:13+00\"; see walvault " +
+                              command + " --help");
+      }
+    }
+    po::store(parsed, vm);
     if (vm.count("help")) {
       std::cout << "usage: walvault " << command << " " << synopsis << "\n\n" << desc << "\n";
       return false;

@@ -186,16 +186,21 @@ Json Catalog::to_json() {
   }
   j["backups"] = Json::array();
   for (const auto& b : state_.backups) {
-    j["backups"].push_back({{"id", b.id},
-                            {"label", b.label},
-                            {"status", to_string(b.status)},
-                            {"timeline", b.timeline.value},
-                            {"start_lsn", b.start_lsn.str()},
-                            {"stop_lsn", b.stop_lsn.str()},
-                            {"start_time", format_iso8601_utc(b.start_time)},
-                            {"stop_time", format_iso8601_utc(b.stop_time)},
-                            {"bytes", b.bytes},
-                            {"stored_bytes", b.stored_bytes}});
+    // What a backup that did not complete never learnt is null, not a made-up zero.
+    const bool complete = b.status == BackupStatus::complete;
+    const bool started = b.start_lsn.valid();
+    Json jb = {{"id", b.id},
+               {"label", b.label},
+               {"status", to_string(b.status)},
+               {"timeline", started ? Json(b.timeline.value) : Json(nullptr)},
+               {"start_lsn", started ? Json(b.start_lsn.str()) : Json(nullptr)},
+               {"stop_lsn", complete ? Json(b.stop_lsn.str()) : Json(nullptr)},
+               {"start_time", format_iso8601_utc(b.start_time)},
+               {"stop_time", complete ? Json(format_iso8601_utc(b.stop_time)) : Json(nullptr)},
+               {"bytes", b.bytes},
+               {"stored_bytes", b.stored_bytes}};
+    if (!b.error.empty()) jb["error"] = b.error;
+    j["backups"].push_back(std::move(jb));
   }
   j["snapshots"] = Json::array();
   const RecoverableWindow& w = window();
@@ -258,12 +263,18 @@ std::string Catalog::to_text() {
   } else {
     Table t(
         {"ID", "STATUS", "TLI", "START LSN", "STOP LSN", "STOP TIME", "SIZE", "STORED", "LABEL"});
+    std::vector<const BackupInfo*> with_errors;
     for (const auto& b : state_.backups) {
-      t.add({b.id, std::string(to_string(b.status)), std::to_string(b.timeline.value),
-             b.start_lsn.str(), b.stop_lsn.str(), format_iso8601_utc(b.stop_time),
+      const bool complete = b.status == BackupStatus::complete;
+      const bool started = b.start_lsn.valid();
+      t.add({b.id, std::string(to_string(b.status)),
+             started ? std::to_string(b.timeline.value) : "-", started ? b.start_lsn.str() : "-",
+             complete ? b.stop_lsn.str() : "-", complete ? format_iso8601_utc(b.stop_time) : "-",
              human_bytes(b.bytes), human_bytes(b.stored_bytes), b.label});
+      if (!b.error.empty()) with_errors.push_back(&b);
     }
     out << t.str();
+    for (const BackupInfo* b : with_errors) out << "  " << b->id << ": " << b->error << "\n";
   }
   out << "\nrestorable (timeline " << w.timeline.value << ")\n";
   if (!w.from_time) {

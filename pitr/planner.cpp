@@ -314,7 +314,15 @@ TimelineHistory path_for(const RepoState& repo, const RecoveryTarget& t, const B
           "a time target needs a transaction that committed after it in the archive: "
           "choose a time before the window's end, or wait until one is archived";
     } else if (t.kind == TargetKind::xid) {
-      msg += ", and no commit or abort of that transaction is in it";
+      // Not found is not only "too new": the transaction may have ended before the backup
+      // whose WAL the search starts from.
+      msg = target +
+            " was not found: no commit or abort of that transaction is in the "
+            "archived WAL from the chosen backup's start to its end (" +
+            window_text + "; WAL is archived up to " + r.reach.end.str() + ")";
+      hint =
+          "a transaction that ended before the earliest backup cannot be a target; if it is "
+          "newer than the archive, wait until its commit is archived";
     } else if (t.kind == TargetKind::name) {
       msg += ", and it holds no restore point of that name";
     }

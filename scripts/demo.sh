@@ -28,11 +28,11 @@ wv_step "2. Build (cmake, incremental)"
 if [[ ${WV_SKIP_BUILD:-0} != 1 ]]; then
   mkdir -p "$ROOT/build"
   build_log=$ROOT/build/demo-build.log
-  echo "cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build build -j2"
+  echo "cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build build -j2 --target walvault"
   echo "(output in $build_log; a first build takes several minutes)"
   build_started=$SECONDS
   if ! { cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    && cmake --build "$ROOT/build" -j2; } >"$build_log" 2>&1; then
+    && cmake --build "$ROOT/build" -j2 --target walvault; } >"$build_log" 2>&1; then
     tail -n 40 "$build_log" >&2
     wv_fail "build failed; full log: $build_log"
   fi

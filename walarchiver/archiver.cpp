@@ -24,8 +24,11 @@ namespace {
 
 constexpr int kFirstBackoffMs = 1000;
 
-void ensure_slot(ReplicationConnection& conn, const ArchiveOptions& options) {
-  if (options.slot.empty()) return;
+// Refuses a slot that cannot be used; true when it must be created (--create-slot). Runs
+// before the repository is created, so that a refusal leaves nothing behind (no repository
+// bound to this server, no slot holding WAL on it).
+bool check_slot(ReplicationConnection& conn, const ArchiveOptions& options) {
+  if (options.slot.empty()) return false;
   auto info = conn.read_replication_slot(options.slot);
   if (!info) {
     if (!options.create_slot) {
@@ -34,9 +37,7 @@ void ensure_slot(ReplicationConnection& conn, const ArchiveOptions& options) {
                   "SELECT pg_create_physical_replication_slot('" +
                       options.slot + "', true)");
     }
-    conn.create_physical_slot(options.slot);
-    log::info("created physical replication slot \"" + options.slot + "\"");
-    return;
+    return true;
   }
   if (info->slot_type != "physical") {
     throw Error("replication slot \"" + options.slot + "\" is a " + info->slot_type + " slot",
@@ -56,6 +57,7 @@ void ensure_slot(ReplicationConnection& conn, const ArchiveOptions& options) {
                     "must skip the missing WAL) and take a new base backup; consider raising "
                     "max_slot_wal_keep_size");
   }
+  return false;
 }
 
 // The start of the oldest WAL segment of timeline tli in the server's pg_wal (an ordinary
@@ -114,6 +116,12 @@ ArchiveResult run_archiver(const ArchiveOptions& options) {
   int failed_attempts = 0;  // since the last progress
   bool reconnect_logged = false;
   uint64_t bytes_received = 0;
+  // An existing repository is locked before the first connection: a second archiver is
+  // refused at once, not after it has reached a server (which may be down).
+  if (fs::exists(fs::path(options.repo) / "walvault.json")) {
+    repo.emplace(Repository::open(options.repo));
+    lock.emplace(RepoLock::acquire(*repo, kArchiverLockName, "walvault archive"));
+  }
 
   for (;;) {
     Lsn durable_before;
@@ -126,14 +134,18 @@ ArchiveResult run_archiver(const ArchiveOptions& options) {
       identity.system_identifier = server.system_identifier;
       identity.pg_version_num = conn.server_version_num();
       identity.wal_segment_size = conn.wal_segment_size();
+      const bool create_slot = check_slot(conn, options);
       // Checked on every connection: the server behind --dbname may have been replaced.
       Repository opened = Repository::open_or_create(options.repo, identity);
       if (!repo) {
         repo.emplace(std::move(opened));
         lock.emplace(RepoLock::acquire(*repo, kArchiverLockName, "walvault archive"));
-        writer = make_file_writer(options.io);
       }
-      ensure_slot(conn, options);
+      if (!writer) writer = make_file_writer(options.io);
+      if (create_slot) {
+        conn.create_physical_slot(options.slot);
+        log::info("created physical replication slot \"" + options.slot + "\"");
+      }
 
       StartPoint start;
       if (explicit_start) {

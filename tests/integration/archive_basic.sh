@@ -191,6 +191,13 @@ wv_capture "$OUT/noslot" wv_as_pg "$WALVAULT" archive --repo "$REPO" --dbname "$
 wv_assert_eq 1 "$WV_RC" "a missing slot without --create-slot exits 1"
 wv_assert_match "replication slot \"nosuch\" does not exist" "$(cat "$OUT/noslot.err")" "the error names the slot"
 wv_assert_match "HINT: .*--create-slot" "$(cat "$OUT/noslot.err")" "the hint mentions --create-slot"
+wv_capture "$OUT/noslot-new" wv_as_pg "$WALVAULT" archive --repo "$WV_TMP/never-created" --dbname "$CONN" --slot nosuch --no-loop
+wv_assert_eq 1 "$WV_RC" "a missing slot, new repository: exits 1"
+wv_assert_eq absent "$(wv_fingerprint "$WV_TMP/never-created")" "... and creates no repository (the refusal comes first)"
+wv_capture "$OUT/stray" wv_as_pg "$WALVAULT" info --repo "$REPO" 08:47:13
+wv_assert_eq 2 "$WV_RC" "a stray word on the command line is a usage error (exit 2)"
+wv_assert_match 'unexpected argument "08:47:13"' "$(cat "$OUT/stray.err")" "... naming the word"
+wv_assert_match 'HINT: quote values that contain spaces' "$(cat "$OUT/stray.err")" "... with a hint about quoting"
 wv_capture "$OUT/noserver" wv_as_pg "$WALVAULT" archive --repo "$REPO" --dbname "host=$WV_TMP port=1" --no-loop
 wv_assert_eq 1 "$WV_RC" "an unreachable server with --no-loop exits 1"
 wv_assert_walvault_error "$OUT/noserver.err" "an unreachable server: one error line and a hint"

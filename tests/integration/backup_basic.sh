@@ -287,6 +287,23 @@ wv_wait_bg "$TERMED" 30 || TERM_RC=$?
 wv_assert_eq 1 "$TERM_RC" "sigterm: exit status 1"
 wv_assert_eq failed "$(json_field "$ID4" status)" "sigterm: backup.json says failed"
 wv_assert_match "interrupted" "$(json_field "$ID4" error)" "sigterm: the error says interrupted"
+
+# kill -9 while waiting for the WAL: backup.json stays "running", nobody holds its lock, so
+# info reports it failed, with where it began and nothing made up for what it never learnt.
+wv_start_bg "$OUT/kill9.log" "$WALVAULT" backup --repo "$REPO" --dbname "$CONN" --checkpoint fast --wal-timeout-s 120
+KILLED=$WV_LAST_BG_PID
+wv_wait_for -m "the backup did not start waiting for WAL" grep -q "waiting up to" "$OUT/kill9.log"
+KILLED_ID=$(new_backup_id)
+wv_stop_bg "$KILLED" KILL 10 || true
+wv_assert_eq running "$(json_field "$KILLED_ID" status)" "kill -9: backup.json still says running"
+wv_capture "$OUT/info-killed" wv_walvault info --repo "$REPO" --json
+IK() { wv_json "\$b = (grep { \$_->{id} eq '$KILLED_ID' } @{\$j->{backups}})[0]; $1" <"$OUT/info-killed.out"; }
+wv_assert_eq failed "$(IK '$b->{status}')" "kill -9: info reports the backup failed"
+wv_assert_eq "the backup process ended before the backup completed" "$(IK '$b->{error}')" "kill -9: ... with the reason"
+wv_assert_match '^[0-9A-F]+/[0-9A-F]+$' "$(IK '$b->{start_lsn}')" "kill -9: ... and the start LSN it had recorded"
+wv_assert_eq null "$(IK 'defined $b->{stop_lsn} ? $b->{stop_lsn} : "null"')" "kill -9: no stop LSN is made up"
+wv_capture "$OUT/info-killed-text" wv_walvault info --repo "$REPO"
+wv_assert_match "$KILLED_ID: the backup process ended before the backup completed" "$(cat "$OUT/info-killed-text.out")" "kill -9: the text output names the reason"
 wv_stop_bg "$FAKE" TERM 10 || true
 
 # The server ends the connection in the middle of the backup (here: while a spread
@@ -318,7 +335,10 @@ wv_assert_eq 2 "$WV_RC" "a label with a newline is a usage error (exit 2)"
 wv_assert_eq "$N_BACKUPS" "$(ls -1 "$REPO/backups" | wc -l)" "and starts no backup"
 
 wv_assert_eq "$COMPLETE_BEFORE" "$(count_complete)" "no failure left a complete backup"
-wv_assert_eq "" "$(ls "$REPO"/lock/backup-*.lock 2>/dev/null)" "no backup lock files left"
+# kill -9 leaves its (unheld) lock file behind; expire removes such leftovers.
+wv_assert_eq "" "$(ls "$REPO"/lock/backup-*.lock 2>/dev/null | grep -v "backup-$KILLED_ID.lock")" "no backup lock files left (but the killed backup's)"
+wv_assert "the killed backup's lock file is left and not held" \
+  bash -c "test -e '$REPO/lock/backup-$KILLED_ID.lock' && flock -xn '$REPO/lock/backup-$KILLED_ID.lock' true"
 wv_assert_eq "" "$(find "$REPO" -name '*.tmp')" "no temp files left in the repository"
 
 wv_summary backup_basic

@@ -178,6 +178,9 @@ FUTURE=$(Q "select to_char((now() + interval '1 day') at time zone 'UTC', 'YYYY-
 refuse after-window 3 "$NEW" -- --repo "$REPO" --target-time "$FUTURE"
 wv_assert_match 'after the end of the restorable window' "$(cat "$OUT/refuse-after-window.err")" "after-window: says so"
 wv_assert_match 'archived up to [0-9A-F]+/[0-9A-F]+' "$(cat "$OUT/refuse-after-window.err")" "after-window: names the newest LSN"
+refuse unknown-xid 3 "$NEW" -- --repo "$REPO" --target-xid 3999999999
+wv_assert_match 'transaction 3999999999 was not found' "$(cat "$OUT/refuse-unknown-xid.err")" "unknown-xid: says it was not found (not 'after the end')"
+wv_assert_match 'HINT: a transaction that ended before the earliest backup' "$(cat "$OUT/refuse-unknown-xid.err")" "unknown-xid: the hint covers an old transaction too"
 FULL=$WV_TMP/full
 mkdir -p "$FULL"
 echo precious >"$FULL/keep"

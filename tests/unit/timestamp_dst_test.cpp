@@ -65,6 +65,11 @@ TEST(TimestampDst, ImpossibleDatesAreNotDaylightSaving) {
   EXPECT_EQ(why, "");
   EXPECT_FALSE(parse_timestamp("2026-02-29 10:00:00"));
   EXPECT_TRUE(parse_timestamp("2028-02-29 10:00:00"));
+  // Second 60 is plainly invalid, not a daylight-saving gap.
+  why.clear();
+  EXPECT_FALSE(parse_timestamp("2026-12-04 08:47:60", &why));
+  EXPECT_EQ(why, "");
+  EXPECT_FALSE(parse_timestamp("2026-12-04 08:47:60+00"));
 }
 
 }  // namespace

@@ -87,12 +87,13 @@ void verify_backup_files(const Repository& repo, const BackupInfo& backup) {
 
 ExtractStats extract_backup(const Repository& repo, const BackupInfo& backup,
                             const fs::path& target_dir,
-                            const std::map<uint32_t, fs::path>& tablespace_dirs) {
+                            const std::map<uint32_t, fs::path>& tablespace_dirs,
+                            bool files_verified) {
   if (backup.status != BackupStatus::complete) {
     throw Error("backup " + backup.id + " is " + std::string(to_string(backup.status)) +
                 ", only a complete backup can be restored");
   }
-  verify_backup_files(repo, backup);
+  if (!files_verified) verify_backup_files(repo, backup);
   for (const auto& [oid, path] : tablespace_dirs) {
     bool known = false;
     for (const auto& t : backup.tablespaces) known = known || t.oid == oid;

@@ -32,8 +32,11 @@ struct ExtractStats {
 // end. target_dir and every tablespace directory must be absent or empty (they are created
 // with mode 0700). Throws Error on anything wrong; a half-written target is left for the
 // caller to remove.
+// files_verified: the caller has just run verify_backup_files (the archives are not read
+// twice).
 ExtractStats extract_backup(const Repository& repo, const BackupInfo& backup,
                             const fs::path& target_dir,
-                            const std::map<uint32_t, fs::path>& tablespace_dirs);
+                            const std::map<uint32_t, fs::path>& tablespace_dirs,
+                            bool files_verified = false);
 
 }  // namespace walvault

@@ -321,6 +321,9 @@ int run_restore(const Args& args) {
     }
     return 0;
   }
+  // Everything the database restore needs is read and checked before anything is written.
+  check_plan_inputs(repo, plan);
+  request.inputs_checked = true;
   // The directories first: their objects are all read and checked before anything is
   // written, and if the database restore fails they are removed again.
   DirRestoreOptions dir_options;

@@ -34,6 +34,7 @@
 #include "core/fs.h"
 #include "core/repository.h"
 #include "core/timeline_history.h"
+#include "pitr/wal_check.h"
 #include "pitr/wal_files.h"
 #include "pitr/wal_records.h"
 #include "pitr/wal_spool.h"
@@ -70,9 +71,23 @@ void write_dest(const fs::path& dest, std::span<const std::byte> data) {
 
 // Record-level check of what is about to be replayed: PostgreSQL would take an invalid
 // record for the end of WAL and end recovery there.
+// The pages must also carry the repository's database system and the file's timeline (or an
+// ancestor): a file of another cluster or timeline would be replayed as if it were ours.
 void check_records(const Repository& repo, const WalFileEntry& file, SegmentNo segno,
                    std::span<const std::byte> bytes) {
   WalRecordScanner scanner(repo.segment_size(), repo.identity().pg_version_num / 10000, nullptr);
+  WalPageExpectations expect;
+  expect.system_identifier = wal_identity(repo.identity()).system_identifier;
+  expect.timeline = file.timeline;
+  try {
+    const LoadedHistory loaded = load_timeline_history(repo, file.timeline);
+    for (const auto& s : loaded.history.spans()) {
+      if (s.timeline != file.timeline) expect.ancestors.push_back(s.timeline);
+    }
+  } catch (const Error&) {
+    // A damaged history file: any earlier timeline is accepted (verify names the file).
+  }
+  scanner.expect(std::move(expect));
   scanner.feed(segment_start(segno, repo.segment_size()), bytes);
   const bool damaged = scanner.stop() == WalScanStop::invalid ||
                        (scanner.stop() == WalScanStop::end_of_wal && !file.partial);
@@ -281,6 +296,9 @@ int wal_get(const Args& args) {
     if (spool && timeline && tli->value > timeline->value) finish_spool(*spool);
     auto text = read_file_if_exists(repo.history_path(*tli));
     if (!text) return kNotFound;
+    // PostgreSQL would stop on a malformed history file too, but later and less clearly.
+    const std::string where = "\"" + repo.history_path(*tli).string() + "\"";
+    if (tli->value > 1) check_timeline_history_file(*text, *tli, where);
     write_dest(dest, as_bytes(*text));
     return 0;
   }

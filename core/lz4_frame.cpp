@@ -47,6 +47,18 @@ size_t block_max_for_bd(uint8_t bd) {
   }
 }
 
+// LZ4F's error names ("ERROR_blockChecksum_invalid") in words.
+std::string lz4f_problem(size_t code) {
+  const std::string name = LZ4F_getErrorName(code);
+  if (name.find("blockChecksum") != std::string::npos) return "block checksum mismatch";
+  if (name.find("contentChecksum") != std::string::npos) return "content checksum mismatch";
+  if (name.find("headerChecksum") != std::string::npos) return "frame header checksum mismatch";
+  if (name.find("frameType_unknown") != std::string::npos) return "not an lz4 frame";
+  if (name.find("decompressionFailed") != std::string::npos) return "a block does not decompress";
+  if (name.find("frameSize_wrong") != std::string::npos) return "content size mismatch";
+  return name;
+}
+
 }  // namespace
 
 size_t Lz4FrameEncoder::max_block_bytes() {
@@ -106,7 +118,8 @@ Lz4FrameScan scan_lz4_frame(std::span<const std::byte> frame,
                             const std::function<void(std::span<const std::byte>)>& on_content) {
   Lz4FrameScan scan;
   if (frame.size() < 7 || get_u32(frame.data()) != kMagic) {
-    scan.problem = "no lz4 frame header";
+    scan.problem = frame.empty() ? "empty file" : "no lz4 frame header";
+    scan.damaged = frame.size() > Lz4FrameEncoder::kHeaderBytes + Lz4FrameEncoder::kEndBytes;
     return scan;
   }
   const uint8_t flg = std::to_integer<uint8_t>(frame[4]);
@@ -119,14 +132,19 @@ Lz4FrameScan scan_lz4_frame(std::span<const std::byte> frame,
     return scan;
   }
   const uint8_t hc = std::to_integer<uint8_t>(frame[pos]);
+  // A header is written together with the first block: a bad header with more than a header
+  // and an end mark behind it is no torn first write.
+  const bool data_follows_header = frame.size() > pos + 1 + Lz4FrameEncoder::kEndBytes;
   if ((flg & 0xC0) != kFlgVersion || !(flg & kFlgBlockIndependent) ||
       ((XXH32(frame.data() + 4, pos - 4, 0) >> 8) & 0xff) != hc) {
     scan.problem = "unsupported or damaged lz4 frame header";
+    scan.damaged = data_follows_header;
     return scan;
   }
   const size_t block_max = block_max_for_bd(bd);
   if (block_max == 0) {
     scan.problem = "invalid lz4 block size";
+    scan.damaged = data_follows_header;
     return scan;
   }
   pos += 1;
@@ -162,8 +180,12 @@ Lz4FrameScan scan_lz4_frame(std::span<const std::byte> frame,
     }
     const size_t size = field & ~kUncompressedBit;
     const size_t need = 4 + size + (block_sums ? 4 : 0);
+    // Bytes behind a whole block that fails: more than an end mark means later writes
+    // landed after it, so it is no torn tail.
+    const bool more_follows = frame.size() - pos > need + Lz4FrameEncoder::kEndBytes;
     if (size > block_max) {
       scan.problem = "invalid block size";
+      scan.damaged = frame.size() - pos > 4 + block_max + 4 + Lz4FrameEncoder::kEndBytes;
       break;
     }
     if (frame.size() < pos + need) {
@@ -173,6 +195,7 @@ Lz4FrameScan scan_lz4_frame(std::span<const std::byte> frame,
     const std::byte* payload = frame.data() + pos + 4;
     if (block_sums && get_u32(payload + size) != XXH32(payload, size, 0)) {
       scan.problem = "block checksum mismatch";
+      scan.damaged = more_follows;
       break;
     }
     std::span<const std::byte> decoded;
@@ -183,6 +206,7 @@ Lz4FrameScan scan_lz4_frame(std::span<const std::byte> frame,
                                   reinterpret_cast<char*>(out.data()), int(size), int(block_max));
       if (n < 0) {
         scan.problem = "block does not decompress";
+        scan.damaged = more_follows;
         break;
       }
       decoded = {out.data(), size_t(n)};
@@ -197,19 +221,72 @@ Lz4FrameScan scan_lz4_frame(std::span<const std::byte> frame,
   return scan;
 }
 
-void decode_lz4_file(const fs::path& path,
-                     const std::function<void(std::span<const std::byte>)>& on_content) {
-  struct CtxDeleter {
-    void operator()(LZ4F_dctx* c) const { LZ4F_freeDecompressionContext(c); }
-  };
-  LZ4F_dctx* raw = nullptr;
-  if (LZ4F_isError(LZ4F_createDecompressionContext(&raw, LZ4F_VERSION))) {
+struct Lz4FrameDecoder::Ctx {
+  LZ4F_dctx* dctx = nullptr;
+  ~Ctx() {
+    if (dctx) LZ4F_freeDecompressionContext(dctx);
+  }
+};
+
+Lz4FrameDecoder::Lz4FrameDecoder(std::string name_for_errors, Sink on_content)
+    : name_(std::move(name_for_errors)), sink_(std::move(on_content)), ctx_(new Ctx) {
+  if (LZ4F_isError(LZ4F_createDecompressionContext(&ctx_->dctx, LZ4F_VERSION))) {
     throw Error("could not create an lz4 decompression context");
   }
-  std::unique_ptr<LZ4F_dctx, CtxDeleter> ctx(raw);
+  out_.resize(256 * 1024);
+}
+
+Lz4FrameDecoder::~Lz4FrameDecoder() = default;
+
+void Lz4FrameDecoder::feed(std::span<const std::byte> data) {
+  size_t consumed = 0;
+  while (consumed < data.size()) {
+    if (hint_ == 0) {
+      throw Lz4FrameError("\"" + name_ + "\" has bytes after the end of its lz4 frame",
+                          "bytes after the end of the lz4 frame");
+    }
+    size_t src_size = data.size() - consumed;
+    size_t dst_size = out_.size();
+    const size_t r = LZ4F_decompress(ctx_->dctx, out_.data(), &dst_size, data.data() + consumed,
+                                     &src_size, nullptr);
+    if (LZ4F_isError(r)) {
+      throw Lz4FrameError("\"" + name_ + "\" is damaged: " + lz4f_problem(r),
+                          "lz4 frame damaged: " + lz4f_problem(r));
+    }
+    hint_ = r;
+    consumed += src_size;
+    content_bytes_ += dst_size;
+    if (dst_size && sink_) sink_({out_.data(), dst_size});
+  }
+}
+
+void Lz4FrameDecoder::finish() {
+  // Anything still buffered in the context. Once the frame has ended (hint 0) there is
+  // nothing left, and another call would report the next frame's header as missing input.
+  while (hint_ != 0) {
+    size_t src_size = 0, dst_size = out_.size();
+    const size_t r =
+        LZ4F_decompress(ctx_->dctx, out_.data(), &dst_size, nullptr, &src_size, nullptr);
+    if (LZ4F_isError(r)) {
+      throw Lz4FrameError("\"" + name_ + "\" is damaged: " + lz4f_problem(r),
+                          "lz4 frame damaged: " + lz4f_problem(r));
+    }
+    hint_ = r;
+    content_bytes_ += dst_size;
+    if (dst_size && sink_) sink_({out_.data(), dst_size});
+    if (dst_size == 0) break;
+  }
+  if (hint_ != 0) {
+    throw Lz4FrameError("\"" + name_ + "\" is truncated (the lz4 frame does not end)",
+                        "truncated (the lz4 frame does not end)");
+  }
+}
+
+void decode_lz4_file(const fs::path& path,
+                     const std::function<void(std::span<const std::byte>)>& on_content) {
+  Lz4FrameDecoder decoder(path.string(), on_content);
   UniqueFd fd = open_or_throw(path, O_RDONLY);
-  std::vector<std::byte> in(1 << 20), out(4 << 20);
-  size_t hint = 1;
+  std::vector<std::byte> in(1 << 20);
   for (;;) {
     ssize_t n = ::read(fd.get(), in.data(), in.size());
     if (n < 0) {
@@ -217,37 +294,9 @@ void decode_lz4_file(const fs::path& path,
       throw errno_error("could not read \"" + path.string() + "\"", errno);
     }
     if (n == 0) break;
-    size_t consumed_total = 0;
-    while (consumed_total < size_t(n)) {
-      size_t src_size = size_t(n) - consumed_total;
-      size_t dst_size = out.size();
-      hint = LZ4F_decompress(ctx.get(), out.data(), &dst_size, in.data() + consumed_total,
-                             &src_size, nullptr);
-      if (LZ4F_isError(hint)) {
-        throw Error("\"" + path.string() + "\" is damaged: " + LZ4F_getErrorName(hint),
-                    "run walvault verify on the repository");
-      }
-      consumed_total += src_size;
-      if (dst_size) on_content({out.data(), dst_size});
-      if (hint == 0 && consumed_total < size_t(n)) {
-        throw Error("\"" + path.string() + "\" has bytes after the end of its lz4 frame");
-      }
-    }
+    decoder.feed({in.data(), size_t(n)});
   }
-  // Drain anything still buffered in the context. Once the frame has ended (hint 0) there is
-  // nothing left, and another call would report the next frame's header as missing input.
-  while (hint != 0) {
-    size_t src_size = 0, dst_size = out.size();
-    size_t r = LZ4F_decompress(ctx.get(), out.data(), &dst_size, nullptr, &src_size, nullptr);
-    if (LZ4F_isError(r)) throw Error("\"" + path.string() + "\" is damaged");
-    if (dst_size) on_content({out.data(), dst_size});
-    hint = r;
-    if (dst_size == 0) break;
-  }
-  if (hint != 0) {
-    throw Error("\"" + path.string() + "\" is truncated (the lz4 frame does not end)",
-                "run walvault verify on the repository");
-  }
+  decoder.finish();
 }
 
 }  // namespace walvault

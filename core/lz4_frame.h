@@ -13,7 +13,9 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
+#include "core/error.h"
 #include "core/fs.h"
 
 struct XXH32_state_s;
@@ -55,11 +57,55 @@ struct Lz4FrameScan {
   uint64_t valid_bytes = 0;    // file bytes up to the end of the last whole, verified block
   uint64_t content_bytes = 0;  // decoded bytes in those blocks
   std::string problem;         // why scanning stopped early, when it did
+  // Scanning stopped at bytes that cannot be a torn tail: a block (or the header) that lies
+  // wholly inside the file fails its checksum and more than an end mark follows it. A crash
+  // only tears the last write, so this is damage, not an interrupted append.
+  bool damaged = false;
 };
 
 // Decoded content goes to on_content (may be empty to only count).
 Lz4FrameScan scan_lz4_frame(std::span<const std::byte> frame,
                             const std::function<void(std::span<const std::byte>)>& on_content);
+
+// Why a frame could not be decoded, without the file name the message carries.
+class Lz4FrameError : public Error {
+ public:
+  Lz4FrameError(std::string message, std::string reason)
+      : Error(std::move(message), "run walvault verify on the repository"),
+        reason_(std::move(reason)) {}
+  const std::string& reason() const { return reason_; }
+
+ private:
+  std::string reason_;
+};
+
+// A streaming decoder of one whole lz4 frame (any valid frame, checksums verified), fed in any
+// chunking. Memory is bounded by the frame's block size (at most 4 MiB), whatever the input.
+class Lz4FrameDecoder {
+ public:
+  using Sink = std::function<void(std::span<const std::byte>)>;
+  // name_for_errors is quoted in messages ("\"<name>\" is damaged: ...").
+  Lz4FrameDecoder(std::string name_for_errors, Sink on_content);
+  ~Lz4FrameDecoder();
+  Lz4FrameDecoder(const Lz4FrameDecoder&) = delete;
+  Lz4FrameDecoder& operator=(const Lz4FrameDecoder&) = delete;
+
+  // Throws Error when the bytes are not a valid frame, or continue after its end.
+  void feed(std::span<const std::byte> data);
+  // The input has ended: throws Error when the frame has not.
+  void finish();
+  uint64_t content_bytes() const { return content_bytes_; }
+  bool ended() const { return hint_ == 0; }
+
+ private:
+  struct Ctx;
+  std::string name_;
+  Sink sink_;
+  std::unique_ptr<Ctx> ctx_;
+  std::vector<std::byte> out_;
+  size_t hint_ = 1;
+  uint64_t content_bytes_ = 0;
+};
 
 // Decodes a whole lz4 file (any valid frame, checksums verified) to on_content.
 // Throws an Error naming the file when it is damaged or truncated.

@@ -46,6 +46,37 @@ fs::path Repository::segment_path(TimelineId tli, SegmentNo segno, Compression c
   return wal_dir(tli) / name;
 }
 
+RepoIdentity parse_repo_identity(std::string_view text, const fs::path& file) {
+  const fs::path root = file.parent_path();
+  try {
+    const Json j = Json::parse(text);
+    RepoIdentity id;
+    const int version = j.at("format_version").get<int>();
+    if (version != kRepoFormatVersion) {
+      throw Error("repository \"" + root.string() + "\" has format version " +
+                      std::to_string(version) + ", this walvault reads version " +
+                      std::to_string(kRepoFormatVersion),
+                  "use the walvault release that wrote this repository");
+    }
+    id.system_identifier = j.at("system_identifier").get<std::string>();
+    if (id.system_identifier.empty() ||
+        id.system_identifier.find_first_not_of("0123456789") != std::string::npos) {
+      throw Error("\"" + file.string() + "\" is damaged: invalid system_identifier",
+                  "restore the file from a copy, or use a new repository");
+    }
+    id.pg_version_num = j.at("pg_version_num").get<int>();
+    id.wal_segment_size = j.at("wal_segment_size").get<uint64_t>();
+    if (!is_valid_segment_size(id.wal_segment_size)) {
+      throw Error("\"" + file.string() + "\" is damaged: invalid wal_segment_size",
+                  "restore the file from a copy, or use a new repository");
+    }
+    return id;
+  } catch (const Json::exception& e) {
+    throw Error("\"" + file.string() + "\" is damaged: " + e.what(),
+                "restore the file from a copy, or use a new repository");
+  }
+}
+
 RepoIdentity Repository::read_identity(const fs::path& root) {
   const fs::path file = root / kIdentityFile;
   std::string text;
@@ -56,25 +87,7 @@ RepoIdentity Repository::read_identity(const fs::path& root) {
         "\"" + root.string() + "\" is not a readable walvault repository (" + e.what() + ")",
         "check --repo; a repository is created by the first walvault archive or backup");
   }
-  Json j;
-  try {
-    j = Json::parse(text);
-    RepoIdentity id;
-    if (j.at("format_version").get<int>() != kRepoFormatVersion) {
-      throw Error("repository \"" + root.string() + "\" has format version " +
-                      std::to_string(j.at("format_version").get<int>()) +
-                      ", this walvault reads version " + std::to_string(kRepoFormatVersion),
-                  "use the walvault release that wrote this repository");
-    }
-    id.system_identifier = j.at("system_identifier").get<std::string>();
-    id.pg_version_num = j.at("pg_version_num").get<int>();
-    id.wal_segment_size = j.at("wal_segment_size").get<uint64_t>();
-    if (!is_valid_segment_size(id.wal_segment_size)) throw Error("invalid wal_segment_size");
-    return id;
-  } catch (const Json::exception& e) {
-    throw Error("\"" + file.string() + "\" is damaged: " + e.what(),
-                "restore the file from a copy, or use a new repository");
-  }
+  return parse_repo_identity(text, file);
 }
 
 Repository Repository::open(const fs::path& root) {

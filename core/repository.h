@@ -40,6 +40,10 @@ struct WalFileEntry {
   fs::path path;
 };
 
+// Parses the text of walvault.json (file names it in errors). Throws Error when it is not a
+// valid identity of this format version.
+RepoIdentity parse_repo_identity(std::string_view text, const fs::path& file);
+
 class Repository {
  public:
   // For reading commands: the directory must exist and hold walvault.json.
@@ -47,6 +51,11 @@ class Repository {
   // For archive, backup, snapshot: creates the repository in an absent or empty directory,
   // otherwise opens it and refuses a server of another database system.
   static Repository open_or_create(const fs::path& root, const RepoIdentity& server);
+  // For `verify` of a repository whose walvault.json is damaged: the identity comes from
+  // elsewhere (the WAL's page headers). Nothing else may use it.
+  static Repository with_identity(const fs::path& root, RepoIdentity identity) {
+    return Repository(root, std::move(identity));
+  }
 
   const fs::path& root() const { return root_; }
   const RepoIdentity& identity() const { return identity_; }

@@ -64,6 +64,18 @@ std::vector<TimelineSwitch> parse_timeline_history(std::string_view text, Timeli
   return out;
 }
 
+std::vector<TimelineSwitch> check_timeline_history_file(std::string_view text, TimelineId tli,
+                                                        const std::string& what_for_errors) {
+  const std::string hint = "the file should be PostgreSQL's own history file, kept verbatim";
+  if (text.empty()) throw Error(what_for_errors + " is empty", hint);
+  if (text.back() != '\n') {
+    throw Error(what_for_errors + " is truncated (its last line does not end)", hint);
+  }
+  auto switches = parse_timeline_history(text, tli, what_for_errors);
+  if (switches.empty()) throw Error(what_for_errors + " names no parent timeline", hint);
+  return switches;
+}
+
 TimelineHistory::TimelineHistory(TimelineId tli) {
   spans_.push_back({tli, Lsn(0), std::nullopt});
 }

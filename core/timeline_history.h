@@ -30,6 +30,13 @@ struct TimelineSwitch {
 std::vector<TimelineSwitch> parse_timeline_history(std::string_view text, TimelineId tli,
                                                    const std::string& what_for_errors);
 
+// Checks a stored history file as a whole before it is used or handed to PostgreSQL: it parses,
+// names at least one parent (timeline 1 has no file) and ends with a newline (PostgreSQL ends
+// every line with one: a file without is truncated, maybe inside a switch point). Throws Error
+// naming what_for_errors.
+std::vector<TimelineSwitch> check_timeline_history_file(std::string_view text, TimelineId tli,
+                                                        const std::string& what_for_errors);
+
 // The part of WAL history that one timeline contributes on the way to a target timeline:
 // [begin, end); end is nullopt for the target timeline itself (open-ended).
 struct TimelineSpan {

@@ -204,6 +204,12 @@ std::optional<Found> stop_for(const RecoveryTarget& t, const BackupInfo& b, cons
       stop.replay_until = b.stop_lsn;
       return Found{stop};
     case TargetKind::latest:
+      // "All archived WAL" stops where the archive ends, not at a hole or a damaged file with
+      // WAL after it: that would end recovery early without a word.
+      if (reach.limit != WalReach::Limit::end_of_archive) {
+        why = Outcome::beyond;
+        return std::nullopt;
+      }
       stop.where = RecoveryStop::Where::end_of_wal;
       stop.replay_until = reach.end;
       return Found{stop};

@@ -129,7 +129,17 @@ WalReach RepoWal::reach(const TimelineHistory& path, Lsn from) {
   if (segment_offset(r.end, segment_size_) != 0 && r.end > from) {
     // WAL ends inside a segment (a .partial): recovery can replay its whole records only.
     const SegmentNo segno = segment_of(r.end, segment_size_);
-    if (auto scan = scan_segment(path, segno)) {
+    std::shared_ptr<const SegmentScan> scan;
+    try {
+      scan = scan_segment(path, segno);
+    } catch (const Error& e) {
+      // The .partial cannot be read: WAL is replayable up to its segment only.
+      r.limit = WalReach::Limit::damaged;
+      r.detail = e.what();
+      r.end = std::max(from, segment_start(segno, segment_size_));
+      return r;
+    }
+    if (scan) {
       if (scan->stop == WalScanStop::invalid) {
         r.limit = WalReach::Limit::damaged;
         r.detail = scan->problem;

@@ -6,11 +6,16 @@
 
 #include <cerrno>
 
+#include <map>
+#include <memory>
 #include <sstream>
+#include <thread>
 
 #include "basebackup/backup_extract.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "pitr/wal_check.h"
+#include "pitr/wal_files.h"
 
 namespace walvault {
 namespace {
@@ -69,6 +74,49 @@ std::string span_text(const TimelineSpan& s) {
   if (s.begin.valid()) out += " from " + s.begin.str();
   if (s.end) out += " until " + s.end->str();
   return out;
+}
+
+// Every WAL file recovery will read, as PostgreSQL chooses them along the plan's timeline
+// path, checked in one forward pass per timeline.
+void check_plan_wal(const Repository& repo, const RecoveryPlan& plan) {
+  if (plan.wal.end <= plan.wal.start) return;
+  const uint64_t seg = repo.segment_size();
+  const WalIdentity identity = wal_identity(repo.identity());
+  std::map<TimelineId, std::unique_ptr<WalFileChecker>> checkers;
+  const uint64_t last = segment_of(Lsn(plan.wal.end.value - 1), seg).value;
+  for (uint64_t s = segment_of(plan.wal.start, seg).value; s <= last; ++s) {
+    const TimelineId tli = plan.history.timeline_of_segment(SegmentNo(s), seg);
+    auto file = find_wal_file(repo, tli, SegmentNo(s));
+    if (!file) {
+      throw Error("restore refused: WAL file " + wal_file_name(tli, SegmentNo(s), seg) +
+                      " that recovery needs is missing from the repository",
+                  "run walvault verify on the repository; walvault info shows what is archived");
+    }
+    auto& checker = checkers[tli];
+    if (!checker) {
+      std::vector<TimelineId> ancestors;
+      for (const auto& span : plan.history.spans()) {
+        if (span.timeline < tli) ancestors.push_back(span.timeline);
+      }
+      checker = std::make_unique<WalFileChecker>(identity, tli, std::move(ancestors));
+    }
+    WalFileVerdict v = checker->check(*file);
+    if (v.kind == WalFileVerdict::Kind::vanished) {
+      // A .partial completed meanwhile: check the complete file.
+      if (auto done = repo.find_complete_segment(tli, SegmentNo(s))) {
+        file = done;
+        v = checker->check(*file);
+      }
+    }
+    if (v.kind == WalFileVerdict::Kind::damaged || v.kind == WalFileVerdict::Kind::vanished) {
+      throw Error("restore refused: \"" + file->path.string() +
+                      "\", WAL that recovery needs, is damaged: " +
+                      (v.problem.empty() ? std::string("it vanished while read") : v.problem),
+                  "run walvault verify on the repository; choose a target before " +
+                      segment_start(SegmentNo(s), seg).str() +
+                      " (walvault info shows the window) or restore the file from a copy");
+    }
+  }
 }
 
 }  // namespace
@@ -135,10 +183,39 @@ std::map<uint32_t, fs::path> tablespace_targets(const BackupInfo& backup,
   return out;
 }
 
+void check_plan_inputs(const Repository& repo, const RecoveryPlan& plan) {
+  // The history files recovery reads (restore_command hands them to PostgreSQL as they are).
+  for (const auto& span : plan.history.spans()) {
+    if (span.timeline.value <= 1) continue;
+    const fs::path path = repo.history_path(span.timeline);
+    auto text = read_file_if_exists(path);
+    if (!text) continue;  // the planner knew the ancestry otherwise
+    try {
+      check_timeline_history_file(*text, span.timeline, "\"" + path.string() + "\"");
+    } catch (const Error& e) {
+      throw Error(std::string("restore refused: ") + e.what(),
+                  "run walvault verify on the repository; restore the file from a copy");
+    }
+  }
+  std::exception_ptr wal_error;
+  {
+    std::jthread wal([&] {
+      try {
+        check_plan_wal(repo, plan);
+      } catch (...) {
+        wal_error = std::current_exception();
+      }
+    });
+    verify_backup_files(repo, plan.backup);
+  }
+  if (wal_error) std::rethrow_exception(wal_error);
+}
+
 RestoreResult execute_restore(const Repository& repo, const RecoveryPlan& plan,
                               const RestoreRequest& request, const RestoreOwner& owner) {
   check_restore_target(request.target_dir);
   const std::map<uint32_t, fs::path> tablespaces = tablespace_targets(plan.backup, request);
+  if (!request.inputs_checked) check_plan_inputs(repo, plan);
   Cleanup cleanup;
   make_parent_dirs(request.target_dir);
   bool created = false;
@@ -148,7 +225,8 @@ RestoreResult execute_restore(const Repository& repo, const RecoveryPlan& plan,
     make_parent_dirs(dir);
     cleanup.watch(dir);
   }
-  const ExtractStats stats = extract_backup(repo, plan.backup, request.target_dir, tablespaces);
+  const ExtractStats stats =
+      extract_backup(repo, plan.backup, request.target_dir, tablespaces, /*files_verified=*/true);
   write_recovery_settings(request.target_dir, plan);
   hand_over(request.target_dir, owner);
   for (const auto& [oid, dir] : tablespaces) hand_over(dir, owner);

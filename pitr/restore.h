@@ -25,6 +25,8 @@ struct RestoreRequest {
   // snapshot/snapshot_restore.h's DirRestoreSet).
   Json snapshots = Json::array();
   std::string snapshots_text;
+  // check_plan_inputs has passed for this plan: execute_restore does not read it all again.
+  bool inputs_checked = false;
 };
 
 struct RestoreResult {
@@ -40,6 +42,12 @@ std::map<uint32_t, fs::path> tablespace_targets(const BackupInfo& backup,
 
 // Plans the restore (throws Error(unreachable) with the reason when it cannot be done).
 RecoveryPlan plan_restore(Catalog& catalog, const RecoveryTarget& target);
+
+// Reads and checks everything the plan needs before anything is written (contract 4): the
+// backup's files against backup.json, and every WAL segment from the backup's start to where
+// recovery stops (pitr/wal_check.h: frames, sizes, page headers, record checksums), the two
+// side by side. Throws Error naming the first damaged or missing file.
+void check_plan_inputs(const Repository& repo, const RecoveryPlan& plan);
 
 // Executes a plan: unpacks the backup (its files' checksums are verified first), writes
 // recovery.signal and the settings, chowns to the owner. On failure, whatever it created in

@@ -32,7 +32,15 @@ WalFileContent read_wal_file(const WalFileEntry& entry, uint64_t segment_size_by
     if (entry.partial) {
       const std::string frame = read_or_vanish(entry.path);
       out.bytes.reserve(segment_size_bytes);
-      scan_lz4_frame({reinterpret_cast<const std::byte*>(frame.data()), frame.size()}, append);
+      const Lz4FrameScan scan =
+          scan_lz4_frame({reinterpret_cast<const std::byte*>(frame.data()), frame.size()}, append);
+      // A torn tail is where the archiver was interrupted; a bad block with more written after
+      // it is damage, and serving the prefix would end recovery early.
+      if (scan.damaged) {
+        throw Error("\"" + entry.path.string() + "\" is damaged: " + scan.problem + " at byte " +
+                        std::to_string(scan.valid_bytes) + ", with more data after it",
+                    "run walvault verify on the repository");
+      }
     } else {
       if (::access(entry.path.c_str(), F_OK) != 0 && errno == ENOENT) {
         throw WalFileVanished("\"" + entry.path.string() + "\" is gone");

@@ -179,6 +179,7 @@ void WalRecordScanner::restart(Lsn at) {
   mode_ = Mode::between_records;
   pos_ = at;
   magic_ = 0;
+  last_page_tli_ = 0;
   header_need_ = 0;
   header_have_ = 0;
   record_.clear();
@@ -335,7 +336,9 @@ void WalRecordScanner::on_page_header(Lsn page_lsn, size_t header_bytes) {
       return;
     }
     page_size_ = blcksz;
+    seen_sysid_ = load<uint64_t>(header_ + 24);
   }
+  if (!check_expectations(page_lsn, header_bytes)) return;
   const bool continues = info & kXlpFirstIsContrecord;
   switch (mode_) {
     case Mode::in_record:
@@ -377,6 +380,36 @@ void WalRecordScanner::on_page_header(Lsn page_lsn, size_t header_bytes) {
     case Mode::stopped:
       return;
   }
+}
+
+bool WalRecordScanner::check_expectations(Lsn page_lsn, size_t header_bytes) {
+  if (header_bytes == kLongPageHeaderBytes && expect_.system_identifier != 0 &&
+      seen_sysid_ != expect_.system_identifier) {
+    halt(WalScanStop::invalid, "segment at " + page_lsn.str() + " belongs to database system " +
+                                   std::to_string(seen_sysid_) + ", not " +
+                                   std::to_string(expect_.system_identifier));
+    return false;
+  }
+  if (expect_.timeline.value == 0) return true;
+  const uint32_t tli = load<uint32_t>(header_ + 4);
+  const bool ancestor =
+      tli < expect_.timeline.value && tli != 0 &&
+      (expect_.ancestors.empty() || std::find(expect_.ancestors.begin(), expect_.ancestors.end(),
+                                              TimelineId(tli)) != expect_.ancestors.end());
+  if (tli != expect_.timeline.value && !ancestor) {
+    halt(WalScanStop::invalid, "page at " + page_lsn.str() + " carries timeline " +
+                                   std::to_string(tli) + ", not timeline " +
+                                   std::to_string(expect_.timeline.value) +
+                                   " or one of its ancestors");
+    return false;
+  }
+  if (tli < last_page_tli_) {
+    halt(WalScanStop::invalid, "page at " + page_lsn.str() + " goes back from timeline " +
+                                   std::to_string(last_page_tli_) + " to " + std::to_string(tli));
+    return false;
+  }
+  last_page_tli_ = tli;
+  return true;
 }
 
 void WalRecordScanner::on_record_complete() {

@@ -57,12 +57,29 @@ enum class WalScanStop {
   invalid,     // a page header, record length, checksum or back link is wrong
 };
 
+// What the pages of one WAL file must say besides their own address, as PostgreSQL's
+// XLogReaderValidatePageHeader checks them: the database system in every segment's long
+// header, and timelines.
+struct WalPageExpectations {
+  uint64_t system_identifier = 0;  // 0: not checked
+  // The file's timeline (0: not checked). Its pages carry this timeline or an ancestor (a
+  // segment that begins a timeline holds the parent's WAL up to the switch point), never a
+  // later one, and the timeline never goes back from one page to the next.
+  TimelineId timeline;
+  std::vector<TimelineId> ancestors;  // when known: the only earlier timelines allowed
+};
+
 class WalRecordScanner {
  public:
   using EventSink = std::function<void(const WalEvent&)>;
 
   // pg_major selects the few layout details that changed between releases (13 and later).
   WalRecordScanner(uint64_t segment_size_bytes, int pg_major, EventSink sink);
+
+  // Checks every page header from now on against e (see WalPageExpectations).
+  void expect(WalPageExpectations e) { expect_ = std::move(e); }
+  // The system identifier in the last segment long header seen (0 before one).
+  uint64_t seen_system_identifier() const { return seen_sysid_; }
 
   // Feeds WAL bytes that begin at `at`. Each call continues where the previous one ended;
   // a call at any other position must be at a segment start and restarts the scanner there
@@ -87,8 +104,13 @@ class WalRecordScanner {
   void interpret(uint8_t rmid, uint8_t info, uint32_t xid);
   void halt(WalScanStop why, std::string problem);
 
+  bool check_expectations(Lsn page_lsn, size_t header_bytes);
+
   uint64_t segment_size_;
   int pg_major_;
+  WalPageExpectations expect_;
+  uint32_t last_page_tli_ = 0;
+  uint64_t seen_sysid_ = 0;
   EventSink sink_;
   uint64_t page_size_ = 8192;  // XLOG_BLCKSZ, read from each long page header
 

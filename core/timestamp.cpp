@@ -46,11 +46,15 @@ Timestamp now() {
   return Timestamp{std::chrono::duration_cast<std::chrono::microseconds>(d).count()};
 }
 
+// Years are printed with four digits (strftime's %Y prints 221 for the year 221): PostgreSQL,
+// and parse_timestamp, read them back as written.
 std::string format_iso8601_utc(Timestamp t) {
   int us;
   struct tm tm = to_utc_tm(t, us);
   char buf[64];
-  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  size_t n =
+      size_t(std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec));
   if (us) n += size_t(std::snprintf(buf + n, sizeof buf - n, ".%06d", us));
   std::snprintf(buf + n, sizeof buf - n, "+00:00");
   return buf;
@@ -60,7 +64,9 @@ std::string format_pg_utc(Timestamp t) {
   int us;
   struct tm tm = to_utc_tm(t, us);
   char buf[64];
-  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  size_t n =
+      size_t(std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year + 1900,
+                           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec));
   if (us) n += size_t(std::snprintf(buf + n, sizeof buf - n, ".%06d", us));
   std::snprintf(buf + n, sizeof buf - n, "+00");
   return buf;
@@ -69,8 +75,9 @@ std::string format_pg_utc(Timestamp t) {
 std::string format_compact_utc(Timestamp t) {
   int us;
   struct tm tm = to_utc_tm(t, us);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  char buf[80];
+  std::snprintf(buf, sizeof buf, "%04d%02d%02dT%02d%02d%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
   return buf;
 }
 

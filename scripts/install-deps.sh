@@ -10,6 +10,7 @@ packages=(
   libcurl4-openssl-dev libtinyxml2-dev
   ceph-mon ceph-osd radosgw ceph-common faketime openssl curl
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang-14 libclang-rt-14-dev
   postgresql-15 postgresql-client-15 postgresql-contrib
   util-linux procps
 )

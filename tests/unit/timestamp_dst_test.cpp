@@ -74,3 +74,23 @@ TEST(TimestampDst, ImpossibleDatesAreNotDaylightSaving) {
 
 }  // namespace
 }  // namespace walvault
+
+namespace walvault {
+namespace {
+
+// Found by fuzz_target_spec (tests/fuzz/regressions/target_spec/year-0221-three-digits):
+// strftime's %Y printed "221", which neither parse_timestamp nor PostgreSQL reads as the year
+// 221.
+TEST(TimestampFormat, EarlyYearsKeepFourDigits) {
+  const auto t = parse_timestamp("0221-03-26-00");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(format_iso8601_utc(t->time), "0221-03-26T00:00:00+00:00");
+  EXPECT_EQ(format_pg_utc(t->time), "0221-03-26 00:00:00+00");
+  EXPECT_EQ(format_compact_utc(t->time), "02210326T000000Z");
+  const auto again = parse_timestamp(format_iso8601_utc(t->time));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->time, t->time);
+}
+
+}  // namespace
+}  // namespace walvault

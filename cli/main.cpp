@@ -8,6 +8,8 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/log.h"
+#include "core/secrets.h"
 
 namespace {
 
@@ -37,8 +39,7 @@ const std::map<std::string, std::pair<std::function<int(const Args&)>, const cha
            {walvault::cli::run_snapshot,
             "record directories (authentik's /data, /certs, ...) in the repository"}},
           {"verify",
-           {walvault::cli::run_verify,
-            "re-read the repository's snapshots and check every checksum"}},
+           {walvault::cli::run_verify, "re-read the whole repository and name every damaged file"}},
           {"wal-get",
            {walvault::cli::run_wal_get,
             "hand a WAL file to a recovering server (restore_command)"}},
@@ -79,16 +80,29 @@ int main(int argc, char** argv) {
     return int(walvault::ExitCode::usage);
   }
   Args args(argv + 2, argv + argc);
+  // A password in --dbname: the copy above is all walvault needs; what ps shows is blanked.
+  bool password_in_argv = false;
+  for (int i = 2; i < argc; ++i) {
+    if (walvault::has_secrets(argv[i])) {
+      password_in_argv = true;
+      walvault::redact_secrets_in_place(argv[i]);
+    }
+  }
+  if (password_in_argv) {
+    walvault::log::warning(
+        "a password on the command line is visible to other users of this machine until "
+        "walvault starts; use PGPASSWORD, ~/.pgpass or PGPASSFILE (docs/security.md)");
+  }
   try {
     return it->second.first(args);
   } catch (const walvault::Error& e) {
     std::cout.flush();
-    std::cerr << "walvault: error: " << e.what() << "\n";
-    if (!e.hint().empty()) std::cerr << "HINT: " << e.hint() << "\n";
+    std::cerr << "walvault: error: " << walvault::redact_secrets(e.what()) << "\n";
+    if (!e.hint().empty()) std::cerr << "HINT: " << walvault::redact_secrets(e.hint()) << "\n";
     return int(e.code());
   } catch (const std::exception& e) {
     std::cout.flush();
-    std::cerr << "walvault: error: " << e.what() << "\n";
+    std::cerr << "walvault: error: " << walvault::redact_secrets(e.what()) << "\n";
     return int(walvault::ExitCode::failure);
   }
 }

@@ -5,6 +5,8 @@
 #include <ctime>
 #include <mutex>
 
+#include "core/secrets.h"
+
 namespace walvault::log {
 namespace {
 
@@ -19,7 +21,7 @@ void emit(Level lvl, const char* tag, const std::string& message) {
   gmtime_r(&now, &tm);
   std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
   std::lock_guard lock(g_mutex);
-  std::fprintf(stderr, "%s walvault: %s: %s\n", stamp, tag, message.c_str());
+  std::fprintf(stderr, "%s walvault: %s: %s\n", stamp, tag, redact_secrets(message).c_str());
 }
 
 }  // namespace

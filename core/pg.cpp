@@ -1,5 +1,7 @@
 #include "core/pg.h"
 
+#include "core/secrets.h"
+
 namespace walvault {
 namespace {
 std::string trim(std::string s) {
@@ -8,11 +10,12 @@ std::string trim(std::string s) {
 }
 }  // namespace
 
+// libpq quotes pieces of a malformed connection string back in its messages.
 std::string pg_error_message(const PGconn* conn) {
-  return trim(conn ? PQerrorMessage(conn) : "out of memory");
+  return redact_secrets(trim(conn ? PQerrorMessage(conn) : "out of memory"));
 }
 std::string pg_result_error(const PGresult* res) {
-  return trim(res ? PQresultErrorMessage(res) : "no result");
+  return redact_secrets(trim(res ? PQresultErrorMessage(res) : "no result"));
 }
 
 }  // namespace walvault

@@ -411,7 +411,7 @@ EOF
 }
 
 # wv_pg_start DATADIR — starts the cluster on its private socket and port; on failure
-# prints the server log and exits.
+# prints the server log and exits. WV_PG_LISTEN=127.0.0.1 also listens on TCP (loopback).
 wv_pg_start() {
   local datadir=$1 logfile
   wv_pg_register "$datadir"
@@ -421,7 +421,7 @@ wv_pg_start() {
     wv_chown_pg "$logfile"
   fi
   if ! wv_as_pg "$PGBIN/pg_ctl" start -D "$datadir" -l "$logfile" -w -t "${WV_PG_START_TIMEOUT:-120}" \
-    -o "-p $(wv_pg_port "$datadir") -k $(wv_pg_sockdir "$datadir") -c listen_addresses=''" >/dev/null; then
+    -o "-p $(wv_pg_port "$datadir") -k $(wv_pg_sockdir "$datadir") -c listen_addresses='${WV_PG_LISTEN:-}'" >/dev/null; then
     wv_log "---- server log $logfile (last 40 lines) ----"
     tail -n 40 "$logfile" >&2 || true
     wv_fail "could not start PostgreSQL on $datadir"

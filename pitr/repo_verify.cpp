@@ -26,6 +26,45 @@
 namespace walvault {
 namespace {
 
+// Problems quote bytes of damaged files (a JSON parser's "last read: ..."): control characters
+// and bytes that are not UTF-8 are written as \xNN, so that the text output stays one line
+// per file and --json stays valid JSON.
+std::string printable(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  const auto hex = [&](unsigned char c) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    out += "\\x";
+    out += kDigits[c >> 4];
+    out += kDigits[c & 15];
+  };
+  for (size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      if (c < 0x20 || c == 0x7f) {
+        hex(c);
+      } else {
+        out += char(c);
+      }
+      ++i;
+      continue;
+    }
+    const size_t n = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    bool ok = n != 0 && i + n <= text.size() && !(c == 0xc0 || c == 0xc1 || c > 0xf4);
+    for (size_t k = 1; ok && k < n; ++k) {
+      ok = (static_cast<unsigned char>(text[i + k]) & 0xc0) == 0x80;
+    }
+    if (ok) {
+      out.append(text, i, n);
+      i += n;
+    } else {
+      hex(c);
+      ++i;
+    }
+  }
+  return out;
+}
+
 constexpr size_t kSegmentsPerJob = 32;
 constexpr size_t kMissingFilesNamed = 20;  // per hole; the rest is summed up in one line
 
@@ -157,11 +196,13 @@ class Verifier {
  private:
   void damaged(const std::string& path, const std::string& problem, std::string text = {}) {
     std::lock_guard lock(mu_);
-    report_.findings.push_back({VerifyFinding::Severity::damaged, path, problem, std::move(text)});
+    report_.findings.push_back({VerifyFinding::Severity::damaged, printable(path),
+                                printable(problem), printable(text)});
   }
   void warning(const std::string& path, const std::string& problem) {
     std::lock_guard lock(mu_);
-    report_.findings.push_back({VerifyFinding::Severity::warning, path, problem, {}});
+    report_.findings.push_back(
+        {VerifyFinding::Severity::warning, printable(path), printable(problem), {}});
   }
 
   // ------------------------------------------------------------------ walvault.json

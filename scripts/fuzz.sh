@@ -19,7 +19,7 @@ total_s=${WALVAULT_FUZZ_SECONDS:-90}
 targets=("$@")
 if ((${#targets[@]} == 0)); then
   targets=(replication_message base_backup_stream tar_archive timeline_history backup_manifest
-    json_metadata target_spec wal_file_name lz4_frame wal_records)
+    json_metadata target_spec wal_file_name lz4_frame wal_records service_config)
 fi
 
 start=$SECONDS

@@ -2,9 +2,13 @@
 
 #include "tests/fuzz/fuzz_targets.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
 #include <span>
+#include <sstream>
 #include <string>
 
 #include "basebackup/backup_stream.h"
@@ -20,6 +24,7 @@
 #include "core/timestamp.h"
 #include "pitr/recovery_target.h"
 #include "pitr/wal_records.h"
+#include "service/service_config.h"
 #include "snapshot/snapshot_manifest.h"
 #include "walarchiver/stream_message.h"
 
@@ -292,6 +297,24 @@ int wal_records(const uint8_t* data, size_t size) {
     scanner.feed(pos, chunk);
     pos = pos + chunk.size();
   });
+  return 0;
+}
+
+int service_config(const uint8_t* data, size_t size) {
+  // The parser reads a file: one per process, rewritten for every input.
+  static const fs::path path =
+      fs::temp_directory_path() / ("walvault-fuzz-config-" + std::to_string(::getpid()));
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(data), std::streamsize(size));
+  }
+  std::ostringstream help;
+  try {
+    if (auto config = load_service_config({"--config", path.string()}, help)) {
+      (void)describe(*config);
+    }
+  } catch (const Error&) {
+  }
   return 0;
 }
 

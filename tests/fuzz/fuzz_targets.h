@@ -20,6 +20,7 @@
 //                        --target-timeline, --target-action or a plain timestamp; then the text
 //   wal_file_name        a file name from the archive directory
 //   lz4_frame            an lz4 frame (a compressed segment)
+//   service_config       a walvault service --config file
 //   wal_records          byte 0: bits 0-1 PostgreSQL 13 + n, bits 2-3 segment size (16 MiB,
 //                        1 MiB, 64 MiB, 1 GiB), bit 4 expectations follow (8 bytes system
 //                        identifier, big-endian, 1 byte timeline); byte 1: segment number;
@@ -42,13 +43,14 @@ int target_spec(const uint8_t* data, size_t size);
 int wal_file_name(const uint8_t* data, size_t size);
 int lz4_frame(const uint8_t* data, size_t size);
 int wal_records(const uint8_t* data, size_t size);
+int service_config(const uint8_t* data, size_t size);
 
 struct NamedTarget {
   std::string_view name;
   int (*run)(const uint8_t* data, size_t size);
 };
 
-inline constexpr std::array<NamedTarget, 10> kTargets{{
+inline constexpr std::array<NamedTarget, 11> kTargets{{
     {"replication_message", replication_message},
     {"base_backup_stream", base_backup_stream},
     {"tar_archive", tar_archive},
@@ -59,6 +61,7 @@ inline constexpr std::array<NamedTarget, 10> kTargets{{
     {"wal_file_name", wal_file_name},
     {"lz4_frame", lz4_frame},
     {"wal_records", wal_records},
+    {"service_config", service_config},
 }};
 
 }  // namespace walvault::fuzz

@@ -26,7 +26,7 @@
 #include "pitr/wal_records.h"
 #include "service/service_config.h"
 #include "snapshot/snapshot_manifest.h"
-#include "walarchiver/stream_message.h"
+#include "walarchiver/replication_source.h"
 
 namespace walvault::fuzz {
 namespace {
@@ -105,7 +105,8 @@ class FuzzBackupSink : public BackupStreamSink {
 int replication_message(const uint8_t* data, size_t size) {
   const auto payload = bytes_of(data, size);
   try {
-    const StreamMessage m = parse_stream_message(payload);
+    const StreamMessage m =
+        parse_stream_message(std::span<const char>(reinterpret_cast<const char*>(data), size));
     if (m.kind == StreamMessage::Kind::xlog_data) {
       require(m.data.empty() || (m.data.data() >= payload.data() &&
                                  m.data.data() + m.data.size() == payload.data() + payload.size()));

@@ -9,6 +9,7 @@
 #include "core/backup_info.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "pitr/retention.h"
 #include "snapshot/snapshot_writer.h"
 #include "walarchiver/archiver.h"
 
@@ -291,7 +292,10 @@ void Service::scheduler_loop() {
 void Service::run_backup_job(const ServiceConfig& c) {
   last_backup_attempt_ = now();
   metrics_.update([](JobStats& j) { j.backup_running = true; });
-  log::info("scheduled base backup starting");
+  log::info("scheduled base backup starting" +
+            (c.backup_max_rate_kbps
+                 ? " (at most " + std::to_string(c.backup_max_rate_kbps) + " kB/s)"
+                 : std::string()));
   BackupOptions o;
   o.repo = c.repo;
   o.conninfo = c.conninfo;
@@ -342,6 +346,29 @@ void Service::run_backup_job(const ServiceConfig& c) {
                  "; it is retried at the next slot");
     }
     return;
+  }
+  // Only after a complete backup: a failing backup never makes retention remove anything.
+  if (c.retention_enabled() && !stop_) run_retention_job(c);
+}
+
+void Service::run_retention_job(const ServiceConfig& c) {
+  const RetentionPolicy policy = c.retain_full ? RetentionPolicy::retain_full(*c.retain_full)
+                                               : RetentionPolicy::retain_days(*c.retain_days);
+  try {
+    const Repository repo = Repository::open(c.repo);
+    const ExpireReport report = run_expire(repo, policy);
+    metrics_.update([](JobStats& j) { ++j.retention_runs; });
+    const size_t backups = report.plan.backups.size();
+    const size_t snapshots = report.plan.snapshots.size();
+    log::info("retention (" + policy.describe() + "): " + std::to_string(backups) + " backup(s), " +
+              std::to_string(report.wal_files) + " WAL file(s), " + std::to_string(snapshots) +
+              " snapshot(s) and " + std::to_string(report.objects) + " store object(s) removed, " +
+              format_bytes(report.bytes_freed()) + " freed");
+    for (const auto& note : report.notes) log::info("retention: " + note);
+  } catch (const std::exception& e) {
+    metrics_.update([](JobStats& j) { ++j.retention_errors; });
+    log::error("retention (" + policy.describe() + ") failed: " + with_hint(e) +
+               "; the backup is kept, retention runs again after the next backup");
   }
 }
 

@@ -54,6 +54,7 @@ class Service {
   void scheduler_loop();
   void run_backup_job(const ServiceConfig& c);
   void run_snapshot_job(const ServiceConfig& c);
+  void run_retention_job(const ServiceConfig& c);  // walvault expire's run_expire
   void load_repository_state(const ServiceConfig& c);
   void write_textfile(const ServiceConfig& c);
 

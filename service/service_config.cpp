@@ -163,6 +163,13 @@ std::optional<ListenAddress> parse_listen(const std::string& text) {
   return a;
 }
 
+// 7 -> "7", 0.5 -> "0.5" (no trailing zeros).
+std::string format_days(double d) {
+  std::ostringstream out;
+  out << d;
+  return out.str();
+}
+
 }  // namespace
 
 std::string ListenAddress::describe() const {
@@ -209,7 +216,8 @@ po::options_description service_options() {
        "also snapshot the dirs every DURATION (15min)")
       ("snapshot-time", po::value<std::vector<std::string>>(),
        "also snapshot the dirs at HH:MM local time (repeatable)")
-      ("retain-full", po::value<std::string>(), "after each backup keep the N newest backups")
+      ("retain-full", po::value<std::string>(),
+       "after each backup keep the N newest complete backups (walvault expire --retain-full)")
       ("retain-days", po::value<std::string>(),
        "after each backup keep the backups needed to restore the last D days")
       ("metrics-listen", po::value<std::string>(),
@@ -340,11 +348,20 @@ std::optional<ServiceConfig> load_service_config(const std::vector<std::string>&
                       "keep either the N newest backups or those of the last D days");
   }
   if (vm.count("retain-full")) c.retain_full = int_in_range(vm, origins, "retain-full", 1, 10'000);
-  if (vm.count("retain-days")) c.retain_days = int_in_range(vm, origins, "retain-days", 1, 36'500);
-  if (c.retention_enabled()) {
-    const char* key = vm.count("retain-full") ? "retain-full" : "retain-days";
-    throw usage_error(std::string(key) + " (" + origins.of(key) + ") is not supported yet",
-                      "retention comes with walvault expire; leave it out for now");
+  if (auto text = get<std::string>(vm, "retain-days")) {
+    size_t used = 0;
+    double d = 0;
+    try {
+      d = std::stod(*text, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != text->size() || !(d > 0) || d > 36'500) {
+      throw usage_error(
+          "invalid retain-days \"" + *text + "\" (" + origins.of("retain-days") + ")",
+          "give a number of days above 0, at most 36500 (fractions allowed, e.g. 0.5)");
+    }
+    c.retain_days = d;
   }
   if (c.retention_enabled() && !c.backup.enabled()) {
     log::warning(
@@ -416,12 +433,16 @@ std::vector<std::string> describe(const ServiceConfig& c) {
   std::string dirs;
   for (const auto& d : c.dirs) dirs += (dirs.empty() ? "" : ", ") + d;
   out.push_back("base backups: " + c.backup.describe() +
+                (c.backup_max_rate_kbps
+                     ? ", at most " + std::to_string(c.backup_max_rate_kbps) + " kB/s"
+                     : std::string()) +
                 (dirs.empty() ? std::string() : ", with snapshots of " + dirs));
   out.push_back("snapshots: " + c.snapshot.describe());
   out.push_back("retention: " +
-                (c.retain_full   ? "keep the " + std::to_string(*c.retain_full) + " newest backups"
-                 : c.retain_days ? "keep " + std::to_string(*c.retain_days) + " days"
-                                 : std::string("none (the repository grows)")));
+                (c.retain_full ? "keep the " + std::to_string(*c.retain_full) + " newest backups"
+                 : c.retain_days
+                     ? "keep what restores the last " + format_days(*c.retain_days) + " days"
+                     : std::string("none (the repository grows)")));
   std::string metrics;
   if (c.metrics_listen) metrics = "http://" + c.metrics_listen->describe() + "/metrics";
   if (c.metrics_textfile) {

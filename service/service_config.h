@@ -56,7 +56,7 @@ struct ServiceConfig {
 
   // Retention after each backup.
   std::optional<int> retain_full;
-  std::optional<int> retain_days;
+  std::optional<double> retain_days;  // fractions allowed, as walvault expire --retain-days
 
   std::optional<ListenAddress> metrics_listen;
   std::optional<fs::path> metrics_textfile;

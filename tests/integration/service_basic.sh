@@ -7,11 +7,13 @@
 #    expected metric names and values;
 #  - --check-config and a bad key at start: exit 2, the key and its line named;
 #  - SIGHUP with an invalid file: logged with key and line, the running configuration kept;
-#  - SIGHUP with a changed backup-interval (and a slow backup-max-rate): a second backup
-#    starts at once, without restarting the archiver;
-#  - SIGTERM while that backup runs: exit 0, the backup is "failed" (never complete), and a
-#    later `walvault archive` resumes at the archive's end: no gap, pg_waldump walks every
-#    byte from before the service started to after it stopped.
+#  - SIGHUP with a changed backup-interval and retain-full = 1: a second backup starts at
+#    once, without restarting the archiver, and retention after it removes the first backup
+#    and the WAL before the kept one;
+#  - SIGHUP with a slow backup-max-rate, SIGTERM while that backup runs: exit 0, the backup
+#    is "failed" (never complete), and a later `walvault archive` resumes at the archive's
+#    end: no gap, pg_waldump walks every byte from the kept backup's start to after the
+#    service stopped.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 wv_test_begin service_basic
@@ -144,16 +146,30 @@ wv_assert_match "unknown option \"snapshot-intervall\" in $CONF line 14" \
 wv_assert "the service still runs" wv_bg_alive "$SVC"
 wv_assert_eq 1 "$(metric walvault_up)" "the endpoint still answers"
 
-wv_step "SIGHUP with a changed backup-interval: a second backup starts at once"
-write_conf "backup-interval = 3s" "backup-max-rate = 32"
+wv_step "SIGHUP with a changed backup-interval and retain-full: a second backup, then retention"
+FIRST_BACKUP=$(wv_walvault info --repo "$REPO" --json | wv_json '$j->{backups}[0]{id}')
+write_conf "backup-interval = 2s" "retain-full = 1"
 kill -HUP "$SVC_PID"
-wv_wait_for -m "the reload is not logged" grep -q "reloaded: base backups: every 3s" "$OUT/service.log"
-wv_wait_for -m "no second backup starts after the reload" metric_ge walvault_backup_running 1
-wv_assert_eq 2 "$(grep -c "scheduled base backup starting" "$OUT/service.log")" "the second backup started after the reload"
+wv_wait_for -m "the reload is not logged" grep -q "reloaded: base backups: every 2s" "$OUT/service.log"
+wv_wait_for -m "no second backup after the reload" metric_ge walvault_backups_completed_total 2
+wv_wait_for -m "retention does not run after the second backup" metric_ge walvault_retention_runs_total 1
 wv_assert_not "the archiver was not restarted (its settings did not change)" grep -q "restarting it" "$OUT/service.log"
-# Wait until BASE_BACKUP really streams (the backup.json of the running backup exists).
+wv_assert "retention removed the first backup ($FIRST_BACKUP)" test ! -e "$REPO/backups/$FIRST_BACKUP"
+wv_assert_match "retention \(--retain-full 1\): 1 backup\(s\), [1-9][0-9]* WAL file\(s\)" \
+  "$(grep -m 1 "retention (" "$OUT/service.log")" "the first retention run removed a backup and WAL"
+wv_assert_eq 0 "$(metric walvault_retention_errors_total)" "no retention run failed"
+
+wv_step "SIGHUP with a slow backup-max-rate: the next backup runs long"
+write_conf "backup-interval = 2s" "retain-full = 1" "backup-max-rate = 32"
+kill -HUP "$SVC_PID"
+wv_wait_for -m "the reload is not logged" grep -q "reloaded: base backups: every 2s, at most 32 kB/s" "$OUT/service.log"
+# Backups run one after the other: once one started with the new rate, the fast ones are over.
+wv_wait_for -m "no backup starts with the new rate" grep -q "scheduled base backup starting (at most 32 kB/s)" "$OUT/service.log"
+# Wait until it really runs (its backup.json says running).
 one_running() { [[ $(backups_with_status running) == 1 ]]; }
-wv_wait_for -m "the second backup is not running" one_running
+wv_wait_for -m "the slow backup is not running" one_running
+KEPT_START=$(wv_walvault info --repo "$REPO" --json \
+  | wv_json 'map { $_->{start_lsn} } grep { $_->{status} eq "complete" } @{$j->{backups}}')
 
 wv_step "SIGTERM during the backup: exit 0, the backup failed, the archive resumes without gap"
 wv_psql "$PG" "insert into filler select g, md5(g::text) from generate_series(1, 5000) g" >/dev/null
@@ -166,7 +182,7 @@ echo "the service stopped ${STOP_S}s after SIGTERM"
 wv_assert_eq 0 "$RC" "SIGTERM: exit status 0"
 wv_assert "the shutdown is logged" grep -q "interrupted by the shutdown and is marked failed" "$OUT/service.log"
 wv_assert "the service logs that it stopped" grep -q "stopped$" "$OUT/service.log"
-wv_assert_eq 1 "$(backups_with_status complete)" "still exactly one complete backup"
+wv_assert_eq 1 "$(backups_with_status complete)" "exactly one complete backup (retain-full = 1)"
 wv_assert_eq 1 "$(backups_with_status failed)" "the interrupted backup is failed"
 wv_assert_eq 0 "$(backups_with_status running)" "no backup is left running"
 wv_assert "the .partial segment is kept" test -n "$(find "$REPO/wal/00000001" -name '*.partial')"
@@ -181,6 +197,8 @@ wv_assert_match "starting at [0-9A-F/]+ on timeline 1 \(the archive's end\)" "$(
   "walvault archive resumes at the archive's end"
 wv_assert_eq "" "$(wv_walvault info --repo "$REPO" --json | wv_json '@{$j->{gaps}}')" "info reports no gap"
 
+wv_assert "the kept backup's start is known ($KEPT_START)" wv_lsn_ge "$KEPT_START" "$FIRST_LSN"
+FIRST_LSN=$KEPT_START
 first=$(($(wv_lsn_to_num "$FIRST_LSN") / SEG))
 last=$(($(wv_lsn_to_num "$END") / SEG))
 DEC=$WV_TMP/decoded

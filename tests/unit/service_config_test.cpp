@@ -135,6 +135,28 @@ TEST_F(ServiceConfigTest, FlagsOverrideEveryKindOfValue) {
   EXPECT_EQ(c.dirs, std::vector<std::string>{"b=/y"});
 }
 
+TEST_F(ServiceConfigTest, Retention) {
+  ServiceConfig c = load({"--repo", "/r", "--backup-interval", "1d", "--retain-full", "7"});
+  EXPECT_EQ(c.retain_full, 7);
+  EXPECT_FALSE(c.retain_days);
+  EXPECT_TRUE(c.retention_enabled());
+  c = load({"--config", write("repo = /r\nbackup-time = 02:30\nretain-days = 0.5\n")});
+  EXPECT_EQ(c.retain_days, 0.5);
+  EXPECT_FALSE(c.retain_full);
+  EXPECT_FALSE(load({"--repo", "/r"}).retention_enabled());
+  const std::string file = write("repo = /r\nretain-full = 2\nretain-days = 7\n");
+  EXPECT_EQ(error_of({"--config", file}),
+            "retain-full (" + file + " line 2) and retain-days (" + file + " line 3) do not mix");
+  for (const char* bad : {"0", "-1", "1.5", "x", "10001"}) {
+    EXPECT_EQ(error_of({"--repo", "/r", "--retain-full", bad}),
+              std::string("invalid retain-full \"") + bad + "\" (--retain-full)");
+  }
+  for (const char* bad : {"0", "-1", "7d", "nan", "36501", ""}) {
+    EXPECT_EQ(error_of({"--repo", "/r", "--retain-days", bad}),
+              std::string("invalid retain-days \"") + bad + "\" (--retain-days)");
+  }
+}
+
 TEST_F(ServiceConfigTest, RepoFromTheEnvironment) {
   setenv("WALVAULT_REPO", "/from/env", 1);
   EXPECT_EQ(load({}).repo, "/from/env");

@@ -196,8 +196,8 @@ class Verifier {
  private:
   void damaged(const std::string& path, const std::string& problem, std::string text = {}) {
     std::lock_guard lock(mu_);
-    report_.findings.push_back({VerifyFinding::Severity::damaged, printable(path),
-                                printable(problem), printable(text)});
+    report_.findings.push_back(
+        {VerifyFinding::Severity::damaged, printable(path), printable(problem), printable(text)});
   }
   void warning(const std::string& path, const std::string& problem) {
     std::lock_guard lock(mu_);

@@ -116,13 +116,6 @@ ArchiveResult run_archiver(const ArchiveOptions& options) {
   int failed_attempts = 0;  // since the last progress
   bool reconnect_logged = false;
   uint64_t bytes_received = 0;
-  // An existing repository is locked before the first connection: a second archiver is
-  // refused at once, not after it has reached a server (which may be down).
-  if (fs::exists(fs::path(options.repo) / "walvault.json")) {
-    repo.emplace(Repository::open(options.repo));
-    lock.emplace(RepoLock::acquire(*repo, kArchiverLockName, "walvault archive"));
-  }
-
   for (;;) {
     Lsn durable_before;
     std::optional<SegmentSink> sink;

@@ -10,8 +10,8 @@
 #   2. --target-name (pause) --verify with a check that is false: exit 1, the server was
 #      paused at the restore point, the failed query is named;
 #   3. a repository copy with a needed segment (between the backup and the target) damaged:
-#      the plan cannot see it (an LSN target reads no WAL), --verify fails (exit 1) with
-#      PostgreSQL's own FATAL line, which names the segment;
+#      restore checks every segment the plan needs before writing and refuses (exit 1),
+#      naming the segment; nothing is written;
 #   4. --verify-sql without --verify and --verify with --dry-run are usage errors (exit 2);
 #   5. --target-action shutdown --verify: the server shuts down at the restore point, is
 #      started again paused at the same point for the checks, and the directory is left as a
@@ -143,12 +143,12 @@ R3=$WV_TMP/restored3
 wv_capture "$OUT/v3" "$WALVAULT" restore --repo "$BAD" --target-dir "$R3" --target-lsn "$TARGET_LSN" \
   --target-action promote --verify --verify-sql "$OUT/checks.sql"
 wv_assert_eq 1 "$WV_RC" "--verify over damaged WAL exits 1"
-wv_assert_match 'server state +failed' "$(cat "$OUT/v3.out")" "the report says failed"
-wv_assert_match "FATAL: .*could not restore file \"$SEG\" from archive" "$(cat "$OUT/v3.out")" "PostgreSQL's own FATAL line names the segment"
-wv_assert_match "verification failed: PostgreSQL stopped .*before recovery reached the target: .*$SEG" "$(cat "$OUT/v3.err")" "the error line names the segment"
+# restore reads every segment its plan needs before writing: the damage is found before
+# PostgreSQL would meet it, and nothing is written.
+wv_assert_match "restore refused: .*$SEG.lz4\", WAL that recovery needs, is damaged" "$(cat "$OUT/v3.err")" "the refusal names the damaged segment"
+wv_assert_match "HINT: run walvault verify" "$(cat "$OUT/v3.err")" "... and points to walvault verify"
 one_error "$OUT/v3.err"
-drop_kept_log "$OUT/v3.err"
-wv_assert "no server left running" test ! -e "$R3/postmaster.pid"
+wv_assert_eq absent "$(wv_fingerprint "$R3")" "nothing was written"
 
 # ---------------------------------------------------------------- 5. shutdown at the target
 wv_step "5. --target-name before_more_rows --target-action shutdown --verify --verify-sql"

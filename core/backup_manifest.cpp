@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/json.h"
+#include "core/json_integer.h"
 
 namespace walvault {
 namespace {
@@ -54,11 +55,13 @@ BackupManifest parse_backup_manifest(std::string_view text) {
   BackupManifest m;
   try {
     if (!j.is_object()) throw Error("it is not a JSON object");
-    m.version = j.at("PostgreSQL-Backup-Manifest-Version").get<int>();
+    m.version = json_integer<int>(j.at("PostgreSQL-Backup-Manifest-Version"),
+                                  "PostgreSQL-Backup-Manifest-Version");
     if (m.version != 1 && m.version != 2) {
       throw Error("its version " + std::to_string(m.version) + " is not 1 or 2");
     }
-    if (m.version >= 2) m.system_identifier = j.at("System-Identifier").get<uint64_t>();
+    if (m.version >= 2)
+      m.system_identifier = json_integer<uint64_t>(j.at("System-Identifier"), "System-Identifier");
     for (const auto& f : j.at("Files")) {
       ManifestFile file;
       if (f.contains("Path")) {
@@ -66,15 +69,15 @@ BackupManifest parse_backup_manifest(std::string_view text) {
       } else {
         file.path = hex_decode(f.at("Encoded-Path").get<std::string>());
       }
-      file.size = f.at("Size").get<uint64_t>();
+      file.size = json_integer<uint64_t>(f.at("Size"), "Size");
       f.at("Last-Modified").get<std::string>();
       file.checksum_algorithm = f.value("Checksum-Algorithm", std::string("NONE"));
       if (file.checksum_algorithm != "NONE") file.checksum = f.at("Checksum").get<std::string>();
       m.files.push_back(std::move(file));
     }
     for (const auto& r : j.at("WAL-Ranges")) {
-      m.wal_ranges.push_back({TimelineId(r.at("Timeline").get<uint32_t>()), lsn_of(r, "Start-LSN"),
-                              lsn_of(r, "End-LSN")});
+      m.wal_ranges.push_back({TimelineId(json_integer<uint32_t>(r.at("Timeline"), "Timeline")),
+                              lsn_of(r, "Start-LSN"), lsn_of(r, "End-LSN")});
       if (m.wal_ranges.back().end < m.wal_ranges.back().start) {
         throw Error("a WAL range ends before it starts");
       }
@@ -88,6 +91,8 @@ BackupManifest parse_backup_manifest(std::string_view text) {
       why = why.substr(pos + 2);
     }
     throw Error("it is malformed (" + why + ")");
+  } catch (const std::invalid_argument& e) {
+    throw Error(std::string("it is malformed (") + e.what() + ")");
   }
   return m;
 }

@@ -7,26 +7,10 @@
 
 #include "core/backup_info.h"
 #include "core/error.h"
+#include "core/human_bytes.h"
 
 namespace walvault {
 namespace {
-
-std::string human_bytes(uint64_t n) {
-  const char* units[] = {"B", "kB", "MB", "GB", "TB"};
-  double v = double(n);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  if (u == 0) {
-    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
-  } else {
-    std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
-  }
-  return buf;
-}
 
 Json lsn_or_null(const std::optional<Lsn>& l) {
   return l ? Json(l->str()) : Json(nullptr);

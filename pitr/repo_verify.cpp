@@ -18,6 +18,7 @@
 #include "basebackup/backup_runner.h"
 #include "core/backup_info.h"
 #include "core/error.h"
+#include "core/human_bytes.h"
 #include "core/lz4_frame.h"
 #include "core/timeline_history.h"
 #include "pitr/catalog.h"
@@ -67,23 +68,6 @@ std::string printable(const std::string& text) {
 
 constexpr size_t kSegmentsPerJob = 32;
 constexpr size_t kMissingFilesNamed = 20;  // per hole; the rest is summed up in one line
-
-std::string human_bytes(uint64_t n) {
-  const char* units[] = {"B", "kB", "MB", "GB", "TB"};
-  double v = double(n);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  if (u == 0) {
-    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
-  } else {
-    std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
-  }
-  return buf;
-}
 
 std::string plural(uint64_t n, const std::string& one, const std::string& many) {
   return std::to_string(n) + " " + (n == 1 ? one : many);
